@@ -1,0 +1,116 @@
+# vstor — one Makefile for the whole tree.
+#
+#   make              build build/vstor (installs missing Debian packages first)
+#   make check        every test: unit (plain and ASan/UBSan), integration
+#   make demo         the main job on a built-in example
+#   make bench        side-by-side benchmarks against the peer tools
+#   make deps         install the Debian packages building and testing need
+#   make format-check the tree matches .clang-format
+#
+# Variables: CC=clang, WERROR=0 (warnings stay warnings),
+# SANITIZE=address,undefined, BUILD=dir (default build).
+
+CC       ?= gcc
+BUILD    ?= build
+WERROR   ?= 1
+SANITIZE ?=
+V        ?= 0
+
+# Modules, bottom layer first.  A module with only a README has no sources.
+MODULES := common vbd cow imgtools imgtools/formats blkback lvmglue hypervisor
+
+CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I.
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -pthread -Wall -Wextra -Wshadow -Wformat=2 \
+	    -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes \
+	    -fno-strict-aliasing -MMD -MP
+ifeq ($(WERROR),1)
+CFLAGS   += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+LDLIBS   += -luring -laio -lzstd -lz -lblkid -ljson-c -lpthread
+
+ifeq ($(V),0)
+Q = @
+say = @printf '  %-7s %s\n' $(1) $(2);
+else
+Q =
+say =
+endif
+
+LIB_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+CLI_SRCS  := $(wildcard cli/*.c)
+TEST_SRCS := $(wildcard tests/unit/test-*.c)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+# Helper programs for the integration tests (not part of the vstor command).
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
+LIB       := $(BUILD)/libvstor.a
+VSTOR     := $(BUILD)/vstor
+
+.PHONY: all deps check unit unit-asan tools demo bench clean \
+	format format-check
+
+all: $(VSTOR)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# Every compile waits for deps (order-only: deps never forces a rebuild).
+$(BUILD)/%.o: %.c | deps
+	$(call say,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(VSTOR): $(CLI_OBJS) $(LIB)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+unit: $(TEST_BINS)
+tools: $(TOOL_BINS)
+
+# The same unit tests under AddressSanitizer and UBSan, in their own tree.
+unit-asan: | deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+		SANITIZE=address,undefined CFLAGS="-O1 -g" unit
+
+check: all tools unit unit-asan
+	$(Q)VSTOR=$(abspath $(VSTOR)) TOOLS=$(abspath $(BUILD)/tests/tools) \
+	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \
+	 tests/run.sh
+
+demo: all
+	$(Q)VSTOR=$(abspath $(VSTOR)) scripts/demo.sh
+
+bench: all
+	$(Q)VSTOR=$(abspath $(VSTOR)) bench/run-all.sh
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d)

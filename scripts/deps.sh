@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages that building and testing vstor need.
+# Quiet and quick when everything is present; as root it runs one
+# `apt-get update` and one `apt-get install`; otherwise it prints the
+# command to run.
+set -e
+
+# build: compiler, libraries; test: cmocka, prove (perl), peers.
+PKGS="gcc make pkg-config libc6-dev clang
+libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
+libcmocka-dev perl qemu-utils fio util-linux xxd"
+
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$st" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "vstor: missing Debian packages:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	echo "vstor: run as root: apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

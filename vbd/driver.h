@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The driver interface: what a disk format implements.
+ *
+ * This header is for drivers (vbd/raw.c, cow/, imgtools/formats/) and the
+ * vbd core; everyone else uses vbd.h.  A driver is one const struct of
+ * callbacks with designated initializers; a NULL slot means "not
+ * supported" with the fallback its comment gives.  The list of drivers is
+ * in vbd/registry.c, and nowhere else.
+ *
+ * Before any data-path callback runs, the vbd core has checked that the
+ * range lies inside [0, vbd->size), that its length is non-zero and fits
+ * in size_t, and that writes are not made to a read-only vbd.  Drivers
+ * need not check again, but must still check everything they read from
+ * their own image.
+ */
+#ifndef VS_VBD_DRIVER_H
+#define VS_VBD_DRIVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vbd.h"
+
+struct vbd_engine;
+
+struct vbd_snapshot {
+	char *id;
+	char *name;
+	uint64_t vm_state_size;
+	uint64_t date_sec;
+	uint32_t date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t disk_size;
+};
+
+struct vbd_driver {
+	const char *name;
+
+	/*
+	 * True for formats that can name another file (a backing file, an
+	 * extent, a parent).  Probing never picks such a format unless the
+	 * caller set VBD_O_PROBE (image tools), so a guest that writes a
+	 * qcow2 header into its raw disk cannot make the host open a file of
+	 * its choosing.
+	 */
+	bool names_other_files;
+
+	/*
+	 * Score 0..100 for how sure the driver is that `buf` (the first `len`
+	 * bytes of the file, len >= 512 unless the file is shorter) is its
+	 * format.  NULL: never probed (raw is the fallback).
+	 */
+	int (*probe)(const uint8_t *buf, size_t len, const char *filename);
+
+	/*
+	 * Create a new image at `path` of virtual size `size`.  `options` is
+	 * qemu-img's -o text or NULL; unknown options are an error naming the
+	 * option.  NULL: the format cannot be created.
+	 */
+	int (*create)(const char *path, uint64_t size, const char *options,
+		      struct vs_error **errp);
+
+	/*
+	 * Open `vbd->filename`.  `vbd->flags` holds the effective VBD_O_*
+	 * flags and `vbd->readonly` the access mode.  Must set vbd->size and
+	 * may set vbd->request_align (default 1) and vbd->opaque.  On failure
+	 * everything is undone and *errp names the file, the offset and the
+	 * field that was wrong.  Required.
+	 */
+	int (*open)(struct vbd *vbd, const struct vbd_spec *spec,
+		    struct vs_error **errp);
+
+	/* Release everything open() acquired.  No request is in flight. */
+	void (*close)(struct vbd *vbd);
+
+	/*
+	 * Read the whole range into iov, or fail with -errno.  Bytes past the
+	 * end of the host file read as zeros.  Required.
+	 */
+	int (*preadv)(struct vbd *vbd, uint64_t offset,
+		      const struct iovec *iov, int iovcnt);
+
+	/* Write the whole range, or fail with -errno.  NULL: read-only. */
+	int (*pwritev)(struct vbd *vbd, uint64_t offset,
+		       const struct iovec *iov, int iovcnt);
+
+	/*
+	 * Make every completed write stable (data and the metadata that
+	 * finds it).  NULL: nothing to flush (always succeeds).
+	 */
+	int (*flush)(struct vbd *vbd);
+
+	/*
+	 * Deallocate the range if the format and host can; the range may
+	 * read back as anything afterwards.  NULL: discard is a successful
+	 * no-op (it is advisory).
+	 */
+	int (*discard)(struct vbd *vbd, uint64_t offset, uint64_t len);
+
+	/*
+	 * Make the range read as zeros, deallocating if VBD_ZERO_MAY_UNMAP
+	 * allows.  Return -ENOTSUP if there is no efficient way; the core
+	 * then writes zero buffers unless VBD_ZERO_NO_FALLBACK was given.
+	 * NULL: same as returning -ENOTSUP.
+	 */
+	int (*write_zeroes)(struct vbd *vbd, uint64_t offset, uint64_t len,
+			    unsigned flags);
+
+	/*
+	 * Describe the status of bytes from `offset` (at most `len`).  Must
+	 * set ext->length > 0.  NULL: everything is DATA|ALLOCATED.
+	 */
+	int (*block_status)(struct vbd *vbd, uint64_t offset, uint64_t len,
+			    struct vbd_extent *ext);
+
+	/*
+	 * Fill the format-specific parts of *info (the core has set format,
+	 * virtual_size and actual_size).  NULL: nothing to add.
+	 */
+	int (*get_info)(struct vbd *vbd, struct vbd_info *info,
+			struct vs_error **errp);
+
+	/*
+	 * Start a request and call req->cb exactly once when it is done
+	 * (any thread).  NULL: the core runs the synchronous callback for
+	 * the request on its worker pool, so every driver is asynchronous.
+	 */
+	void (*submit)(struct vbd *vbd, struct vbd_req *req);
+
+	/* Internal snapshots.  NULL: -ENOTSUP, "not supported by FORMAT". */
+	int (*snapshot_create)(struct vbd *vbd, const char *name,
+			       struct vs_error **errp);
+	int (*snapshot_list)(struct vbd *vbd, struct vbd_snapshot **list,
+			     int *count, struct vs_error **errp);
+	int (*snapshot_apply)(struct vbd *vbd, const char *name_or_id,
+			      struct vs_error **errp);
+	int (*snapshot_delete)(struct vbd *vbd, const char *name_or_id,
+			       struct vs_error **errp);
+};
+
+struct vbd {
+	const struct vbd_driver *drv;
+	void *opaque;			/* the driver's state */
+	char *filename;
+	uint64_t size;			/* virtual size, set by open */
+	uint32_t request_align;		/* set by open, default 1 */
+	unsigned flags;			/* effective VBD_O_* */
+	bool readonly;
+	enum vbd_aio aio;		/* engine asked for (never DEFAULT
+					 * once open) */
+
+	/* In-flight async requests, so that close can wait for them. */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned inflight;
+};
+
+/* The registry (vbd/registry.c). */
+const struct vbd_driver *vbd_driver_find(const char *name);
+const struct vbd_driver *const *vbd_drivers(void);
+
+/* Complete an async request (drivers call this, never req->cb directly). */
+void vbd_req_complete(struct vbd_req *req, int ret);
+
+#endif

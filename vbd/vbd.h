@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The virtual block device: an open disk of any format.
+ *
+ * Every other module reads and writes disks through this header.  A vbd is
+ * opened from a disk spec (vbd/diskspec.h); the format comes from the
+ * spec and is never guessed for a guest disk.  Image tools may ask for
+ * probing with VBD_O_PROBE.
+ *
+ * Thread safety: the data-path calls may be made from several threads at
+ * once on one vbd.  Open and close are not concurrent with anything.
+ */
+#ifndef VS_VBD_VBD_H
+#define VS_VBD_VBD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../common/error.h"
+#include "diskspec.h"
+
+struct vbd;
+struct json_object;
+
+/* Open flags. */
+enum {
+	VBD_O_RDONLY = 1u << 0,	/* read-only even if the spec says rw */
+	VBD_O_DIRECT = 1u << 1,	/* O_DIRECT (also from direct-io-safe) */
+	VBD_O_SHARE = 1u << 2,	/* force-share: take no image locks that
+				 * keep others out (qemu-img -U) */
+	VBD_O_PROBE = 1u << 3,	/* the spec's format may be NULL: probe it
+				 * (image tools only, never guest disks) */
+	VBD_O_NOLOCK = 1u << 4,	/* take no locks at all (backing files that
+				 * the parent already locks, tests) */
+};
+
+/* I/O engines, named as QEMU names its aio= values. */
+enum vbd_aio {
+	VBD_AIO_DEFAULT = 0,	/* io_uring, or threads where io_uring is
+				 * unavailable */
+	VBD_AIO_IO_URING,
+	VBD_AIO_NATIVE,		/* Linux AIO (libaio); needs O_DIRECT */
+	VBD_AIO_THREADS,	/* a pool of worker threads */
+};
+
+int vbd_aio_from_name(const char *name, enum vbd_aio *out,
+		      struct vs_error **errp);
+const char *vbd_aio_name(enum vbd_aio aio);
+
+/*
+ * Open the disk a spec describes.  `flags` are VBD_O_*; the spec's access
+ * and direct-io-safe fields also count.  `aio` chooses the I/O engine used
+ * by vbd_submit (the spec's aio= wins over VBD_AIO_DEFAULT).  Returns 0
+ * and sets *out, or -errno with *errp naming the file and the problem.
+ */
+int vbd_open(const struct vbd_spec *spec, unsigned flags, enum vbd_aio aio,
+	     struct vbd **out, struct vs_error **errp);
+
+/* Shorthand for image tools: open `path` as `format` (NULL = probe). */
+int vbd_open_file(const char *path, const char *format, unsigned flags,
+		  struct vbd **out, struct vs_error **errp);
+
+/* Wait for in-flight requests, then close.  NULL is allowed. */
+void vbd_close(struct vbd *vbd);
+
+/* Facts about an open vbd. */
+uint64_t vbd_size(const struct vbd *vbd);	/* virtual size in bytes */
+const char *vbd_filename(const struct vbd *vbd);
+const char *vbd_format(const struct vbd *vbd);
+bool vbd_readonly(const struct vbd *vbd);
+/* Requests whose offset and length are multiples of this are fastest. */
+uint32_t vbd_request_align(const struct vbd *vbd);
+
+/*
+ * Synchronous data path.  All return 0 on success (the whole range was
+ * transferred) or -errno.  Requests outside [0, size) fail with -EINVAL
+ * before reaching the driver; writes to a read-only vbd with -EROFS.
+ */
+int vbd_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+	       int iovcnt);
+int vbd_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		int iovcnt);
+int vbd_pread(struct vbd *vbd, uint64_t offset, void *buf, size_t len);
+int vbd_pwrite(struct vbd *vbd, uint64_t offset, const void *buf, size_t len);
+/* Everything written before the call reaches stable storage. */
+int vbd_flush(struct vbd *vbd);
+/* The range may read back as anything afterwards (usually zeros). */
+int vbd_discard(struct vbd *vbd, uint64_t offset, uint64_t len);
+
+enum {
+	VBD_ZERO_MAY_UNMAP = 1u << 0,	/* may deallocate (punch a hole) */
+	VBD_ZERO_NO_FALLBACK = 1u << 1,	/* fail with -ENOTSUP rather than
+					 * writing zero buffers */
+};
+/* The range reads back as zeros afterwards. */
+int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
+		     unsigned flags);
+
+/* Allocation state of a range, as qemu-img map reports it. */
+enum {
+	VBD_STATUS_DATA = 1u << 0,	/* bytes are stored at this layer */
+	VBD_STATUS_ZERO = 1u << 1,	/* reads return zeros */
+	VBD_STATUS_ALLOCATED = 1u << 2,	/* decided at this layer, not by a
+					 * backing file */
+};
+
+struct vbd_extent {
+	uint64_t length;	/* bytes from the queried offset with the same
+				 * status (> 0, may be less than asked) */
+	unsigned flags;		/* VBD_STATUS_* */
+	unsigned depth;		/* 0 = this image, 1 = its backing file... */
+	int64_t host_offset;	/* where the data lives in the host file,
+				 * -1 if not known or not stored */
+};
+
+/* Status of the bytes starting at `offset`, for at most `len` bytes. */
+int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
+		     struct vbd_extent *ext);
+
+/*
+ * Asynchronous data path.
+ *
+ * Fill a vbd_req and hand it to vbd_submit.  `cb` is then called exactly
+ * once with 0 or -errno, from an engine thread or, for requests that fail
+ * their checks, from the submitting thread before vbd_submit returns.  The
+ * request and its buffers belong to the vbd until `cb` runs.  Any number
+ * of requests may be in flight, submitted from any number of threads.
+ */
+enum vbd_op {
+	VBD_OP_READ,
+	VBD_OP_WRITE,
+	VBD_OP_FLUSH,
+	VBD_OP_DISCARD,
+	VBD_OP_WRITE_ZEROES,
+};
+
+struct vbd_req {
+	enum vbd_op op;
+	uint64_t offset;
+	uint64_t len;			/* DISCARD, WRITE_ZEROES */
+	unsigned flags;			/* WRITE_ZEROES: VBD_ZERO_* */
+	const struct iovec *iov;	/* READ, WRITE */
+	int iovcnt;
+	void (*cb)(struct vbd_req *req, int ret);
+	void *opaque;			/* the caller's */
+
+	/* Private to vbd/ and its drivers. */
+	struct vbd *vbd;
+	size_t done;			/* bytes transferred so far */
+	void *priv;
+};
+
+void vbd_submit(struct vbd *vbd, struct vbd_req *req);
+
+/*
+ * Facts for `vstor img info`.  The driver may add format-specific fields
+ * to `specific` (a JSON object, shaped like qemu-img's format-specific
+ * "data").
+ */
+struct vbd_info {
+	const char *format;
+	uint64_t virtual_size;
+	int64_t actual_size;		/* bytes allocated on the host, -1 if
+					 * unknown */
+	uint32_t cluster_size;		/* 0 if the format has none */
+	const char *backing_file;	/* NULL if none */
+	const char *backing_format;
+	bool dirty;
+	bool encrypted;
+	struct json_object *specific;	/* owned by the caller of
+					 * vbd_get_info; may stay NULL */
+};
+
+int vbd_get_info(struct vbd *vbd, struct vbd_info *info,
+		 struct vs_error **errp);
+
+/* The names of all registered drivers, NULL-terminated. */
+const char *const *vbd_driver_names(void);
+
+/*
+ * Create an image file of `format` and `size`.  `options` is the -o text
+ * of qemu-img ("cluster_size=65536,compat=1.1"), may be NULL.
+ */
+int vbd_create(const char *path, const char *format, uint64_t size,
+	       const char *options, struct vs_error **errp);
+
+#endif
