@@ -28,11 +28,20 @@ struct cli_verb {
 struct cli_group {
 	const char *name;
 	const char *summary;
-	const struct cli_verb *verbs;	/* terminated by { NULL } */
+	const struct cli_verb *const *verbs;	/* NULL-terminated */
 };
 
+/*
+ * Each verb file exports its verb as `const struct cli_verb
+ * cli_verb_GROUP_VERB` (cli_verb_img_info); the group file lists them.
+ */
 extern const struct cli_group cli_group_disk;
 extern const struct cli_group cli_group_img;
+
+extern const struct cli_verb cli_verb_disk_parse;
+extern const struct cli_verb cli_verb_img_create;
+extern const struct cli_verb cli_verb_img_info;
+extern const struct cli_verb cli_verb_img_bench;
 
 /* Print "vstor: MESSAGE" and "Try 'vstor help GROUP VERB'." to stderr;
  * returns 1 so that callers can `return cli_usage_error(...)`. */

@@ -165,4 +165,11 @@ const struct vbd_driver *const *vbd_drivers(void);
 /* Complete an async request (drivers call this, never req->cb directly). */
 void vbd_req_complete(struct vbd_req *req, int ret);
 
+/*
+ * Run the driver's synchronous callback for req on the worker pool and
+ * complete it from there: for requests a driver has no async path for.
+ * Returns -ENOMEM (req not queued) or 0.
+ */
+int vbd_req_run_on_pool(struct vbd_req *req);
+
 #endif

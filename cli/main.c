@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vstor: the command.  Parses the global options, finds the verb group
+ * and verb in the tables below, and hands over argv.
+ */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "cli.h"
+
+#ifndef VSTOR_VERSION
+#define VSTOR_VERSION "0.1.0"
+#endif
+
+static const struct cli_group *const groups[] = {
+	&cli_group_disk,
+	&cli_group_img,
+	NULL,
+};
+
+static const char main_usage[] =
+	"Usage: vstor [-D MODULES] [-q] GROUP VERB [OPTIONS] [ARGS]\n"
+	"       vstor help [GROUP [VERB]]\n"
+	"       vstor --version\n"
+	"\n"
+	"vstor serves and manages the disks of Xen- and KVM-style domains:\n"
+	"disk specs in xl syntax, image tools in the manner of qemu-img.\n"
+	"\n"
+	"Global options:\n"
+	"  -D, --debug=MODULES  debug messages for a comma-separated list of\n"
+	"                       modules (vbd, raw, engine, ...) or 'all'\n"
+	"  -q, --quiet          no informational messages or warnings\n"
+	"  -h, --help           this help; 'vstor help GROUP VERB' for a verb\n"
+	"  -V, --version        print the version and exit\n"
+	"\n"
+	"Verb groups:\n";
+
+static void print_groups(FILE *out)
+{
+	fputs(main_usage, out);
+	for (int i = 0; groups[i]; i++)
+		fprintf(out, "  %-8s %s\n", groups[i]->name, groups[i]->summary);
+	fputs("\nRun 'vstor help GROUP' for the verbs of a group.\n", out);
+}
+
+static void print_group(const struct cli_group *g, FILE *out)
+{
+	fprintf(out, "Usage: vstor %s VERB [OPTIONS] [ARGS]\n\n%s.\n\nVerbs:\n",
+		g->name, g->summary);
+	for (int i = 0; g->verbs[i]; i++)
+		fprintf(out, "  %-10s %s\n", g->verbs[i]->name,
+			g->verbs[i]->summary);
+	fprintf(out, "\nRun 'vstor help %s VERB' for a verb's options.\n",
+		g->name);
+}
+
+static const struct cli_group *find_group(const char *name)
+{
+	for (int i = 0; groups[i]; i++)
+		if (!strcmp(groups[i]->name, name))
+			return groups[i];
+	return NULL;
+}
+
+static const struct cli_verb *find_verb(const struct cli_group *g,
+					const char *name)
+{
+	for (int i = 0; g->verbs[i]; i++)
+		if (!strcmp(g->verbs[i]->name, name))
+			return g->verbs[i];
+	return NULL;
+}
+
+void cli_print_usage(const struct cli_verb *verb)
+{
+	fputs(verb->usage, stdout);
+}
+
+int cli_usage_error(const char *group, const char *verb, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vs_log(VS_LOG_ERROR, NULL, "%s", msg);
+	fprintf(stderr, "Try 'vstor help %s%s%s'.\n", group ? group : "",
+		verb ? " " : "", verb ? verb : "");
+	return 1;
+}
+
+void cli_print_json(struct json_object *obj)
+{
+	/* qemu-img prints 4-space indented JSON; json-c indents by 2, so
+	 * widen the leading spaces of each line. */
+	const char *s = json_object_to_json_string_ext(
+		obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	for (const char *line = s; *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		size_t sp = strspn(line, " ");
+
+		if (sp > len)
+			sp = len;
+		printf("%*s%.*s\n", (int)(sp * 2), "", (int)(len - sp),
+		       line + sp);
+		line += len + (nl ? 1 : 0);
+	}
+	json_object_put(obj);
+}
+
+int cli_parse_output(const char *group, const char *verb, const char *arg)
+{
+	if (!strcmp(arg, "json"))
+		return 1;
+	if (!strcmp(arg, "human"))
+		return 0;
+	cli_usage_error(group, verb,
+			"--output: '%s' is not one of human, json", arg);
+	return -1;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct cli_group *g;
+	const struct cli_verb *v;
+
+	if (argc < 2) {
+		print_groups(stdout);
+		return 0;
+	}
+	g = find_group(argv[1]);
+	if (!g)
+		return cli_usage_error(NULL, NULL, "unknown verb group '%s'",
+				       argv[1]);
+	if (argc < 3) {
+		print_group(g, stdout);
+		return 0;
+	}
+	v = find_verb(g, argv[2]);
+	if (!v)
+		return cli_usage_error(g->name, NULL,
+				       "unknown verb '%s %s'", g->name,
+				       argv[2]);
+	cli_print_usage(v);
+	return 0;
+}
+
+static int run_verb(const struct cli_group *g, int argc, char **argv)
+{
+	const struct cli_verb *v;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		print_group(g, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 1 : 0;
+	}
+	v = find_verb(g, argv[1]);
+	if (!v)
+		return cli_usage_error(g->name, NULL, "unknown verb '%s %s'",
+				       g->name, argv[1]);
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_print_usage(v);
+			return 0;
+		}
+	}
+	optind = 1;
+	return v->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "debug", required_argument, NULL, 'D' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cli_group *g;
+	int c;
+
+	/* '+': stop at the first non-option, which is the verb group. */
+	while ((c = getopt_long(argc, argv, "+D:qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			vs_log_debug_enable(optarg);
+			break;
+		case 'q':
+			vs_log_set_quiet(true);
+			break;
+		case 'h':
+			print_groups(stdout);
+			return 0;
+		case 'V':
+			printf("vstor %s\n", VSTOR_VERSION);
+			return 0;
+		default:
+			fputs("Try 'vstor --help'.\n", stderr);
+			return 1;
+		}
+	}
+	if (optind >= argc) {
+		print_groups(stderr);
+		return 1;
+	}
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(argv[0], "help"))
+		return cmd_help(argc, argv);
+	g = find_group(argv[0]);
+	if (!g)
+		return cli_usage_error(NULL, NULL, "unknown verb group '%s'",
+				       argv[0]);
+	return run_verb(g, argc, argv);
+}

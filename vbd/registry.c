@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The list of disk format drivers: the one place a new format is added.
+ * Order matters only for probing ties: earlier wins.
+ */
+#include <string.h>
+
+#include "driver.h"
+
+extern const struct vbd_driver vbd_driver_raw;
+
+static const struct vbd_driver *const drivers[] = {
+	&vbd_driver_raw,
+	NULL,
+};
+
+const struct vbd_driver *const *vbd_drivers(void)
+{
+	return drivers;
+}
+
+const struct vbd_driver *vbd_driver_find(const char *name)
+{
+	for (int i = 0; drivers[i]; i++)
+		if (!strcmp(drivers[i]->name, name))
+			return drivers[i];
+	return NULL;
+}
+
+const char *const *vbd_driver_names(void)
+{
+	static const char *names[sizeof(drivers) / sizeof(drivers[0])];
+
+	for (int i = 0; drivers[i]; i++)
+		names[i] = drivers[i]->name;
+	return names;
+}
