@@ -54,10 +54,10 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 LIB       := $(BUILD)/libvstor.a
 VSTOR     := $(BUILD)/vstor
 
-.PHONY: all deps check unit unit-asan tools demo bench clean \
+.PHONY: all deps check unit unit-asan tools man demo bench clean \
 	format format-check
 
-all: $(VSTOR)
+all: $(VSTOR) man
 
 deps:
 	$(Q)scripts/deps.sh
@@ -103,6 +103,16 @@ demo: all
 
 bench: all
 	$(Q)VSTOR=$(abspath $(VSTOR)) bench/run-all.sh
+
+# Man pages: docs/*.pod rendered with pod2man (as nbdkit does).
+MAN_PODS  := $(wildcard docs/*.pod)
+MAN_PAGES := $(MAN_PODS:docs/%.pod=$(BUILD)/man/%.1)
+man: $(MAN_PAGES)
+$(BUILD)/man/%.1: docs/%.pod
+	$(call say,POD2MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)podchecker -warnings $< >$@.log 2>&1 || { cat $@.log; exit 1; }
+	$(Q)pod2man --section=1 --center="vstor" --release="vstor" --name="$(*F)" $< >$@
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

@@ -99,7 +99,8 @@ void cli_print_json(struct json_object *obj)
 	/* qemu-img prints 4-space indented JSON; json-c indents by 2, so
 	 * widen the leading spaces of each line. */
 	const char *s = json_object_to_json_string_ext(
-		obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+			     JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	for (const char *line = s; *line;) {
 		const char *nl = strchr(line, '\n');

@@ -33,9 +33,11 @@ int vs_parse_size(const char *s, uint64_t *out, const char *what,
 	if (!isdigit((unsigned char)*p))
 		goto bad;
 	for (; isdigit((unsigned char)*p); p++) {
-		if (whole > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (whole > (UINT64_MAX - d) / 10)
 			goto big;
-		whole = whole * 10 + (uint64_t)(*p - '0');
+		whole = whole * 10 + d;
 	}
 	if (*p == '.') {
 		frac = ++p;
