@@ -54,10 +54,13 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 LIB       := $(BUILD)/libvstor.a
 VSTOR     := $(BUILD)/vstor
 
-.PHONY: all deps check unit unit-asan tools man demo bench clean \
+.PHONY: all deps check unit unit-asan tools fuzz man demo bench clean \
 	format format-check
 
 all: $(VSTOR) man
+
+# $$(FUZZ_SRCS_%) in the fuzz rule needs this.
+.SECONDEXPANSION:
 
 deps:
 	$(Q)scripts/deps.sh
@@ -93,8 +96,9 @@ unit-asan: | deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 		SANITIZE=address,undefined CFLAGS="-O1 -g" unit
 
-check: all tools unit unit-asan
+check: all tools fuzz unit unit-asan
 	$(Q)VSTOR=$(abspath $(VSTOR)) TOOLS=$(abspath $(BUILD)/tests/tools) \
+	 FUZZ=$(abspath $(BUILD)/fuzz) \
 	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \
 	 tests/run.sh
 
@@ -103,6 +107,19 @@ demo: all
 
 bench: all
 	$(Q)VSTOR=$(abspath $(VSTOR)) bench/run-all.sh
+
+# libFuzzer targets, one per parser of untrusted input, built with clang
+# whatever CC is; each links the sources it exercises (FUZZ_SRCS_name).
+FUZZ_CC   ?= clang
+FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
+fuzz: $(FUZZ_BINS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps
+	$(call say,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=gnu11 -g -O1 -Wall -Wextra -Werror \
+		-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
+		-o $@ $^
 
 # Man pages: docs/*.pod rendered with pod2man (as nbdkit does).
 MAN_PODS  := $(wildcard docs/*.pod)

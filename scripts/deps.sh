@@ -8,7 +8,7 @@ set -e
 # build: compiler, libraries; test: cmocka, prove (perl), peers.
 PKGS="gcc make pkg-config libc6-dev clang
 libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
-libcmocka-dev perl python3 qemu-utils fio util-linux xxd"
+libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd"
 
 missing=""
 for p in $PKGS; do

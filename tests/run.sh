@@ -8,6 +8,7 @@
 #   UNIT_DIRS  directories holding the unit-test binaries (test-*)
 #   JOBS       tests run at once (default 2); VERBOSE=1 shows all TAP
 #   CI=true    a skipped test counts as a failure
+#   TEST_TIMEOUT  seconds one test file may take (default 900)
 #
 # `tests/run.sh FILE.t...` runs only the given integration tests.
 #
@@ -21,6 +22,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 self="$top/tests/run.sh"
 logdir=${TEST_LOGS:-$top/build/test-logs}
+limit=${TEST_TIMEOUT:-900}	# seconds for one test file or binary
 
 # cmocka 1.1.5 with CMOCKA_MESSAGE_OUTPUT=TAP prints a plan per group
 # (several plans break TAP), "not ok N # SKIP" for skips and nothing when
@@ -65,23 +67,24 @@ case ${1:-} in
 	: >"$log"
 	# shellcheck disable=SC2094 # both only append to the log
 	{
-		CMOCKA_MESSAGE_OUTPUT=TAP "$bin"
+		CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 10 "$limit" "$bin"
 		echo "vstor-exit-status $?"
 	} 2>>"$log" | fix_cmocka_tap "${bin##*/}" | tee -a "$log"
 	exit 0
 	;;
 --test)	# --test LOG FILE: one integration test
 	log=$2 file=$3
+	shift 3
 	: >"$log"
 	export VSTOR_TEST_TRACE=1
 	# One stream, so that diagnostics stay next to their test point;
 	# the harness ignores lines that are not TAP.
-	if [ -x "$file" ]; then
-		"$file" 2>&1 | tee -a "$log"
-	else
-		bash "$file" 2>&1 | tee -a "$log"
-	fi
-	exit "${PIPESTATUS[0]}"
+	[ -x "$file" ] || set -- bash
+	timeout -k 10 "$limit" "$@" "$file" 2>&1 | tee -a "$log"
+	status=${PIPESTATUS[0]}
+	[ "$status" -ne 124 ] || echo "# timed out after $limit seconds" |
+		tee -a "$log"
+	exit "$status"
 	;;
 esac
 
@@ -102,7 +105,7 @@ if [ $# -eq 0 ]; then
 		esac
 		mkdir -p "$logdir/$kind"
 		for bin in "$d"/test-*; do
-			[ -f "$bin" ] && [ -x "$bin" ] || continue
+			[[ -f $bin && -x $bin ]] || continue
 			name=${bin##*/}
 			entries+=("unit	$kind/$name	$bin	$logdir/$kind/$name.log")
 		done
@@ -126,25 +129,19 @@ my ($self, @entries) = @ARGV;
 my (%run, %log, %mode, @tests);
 for (@entries) {
 	my ($mode, $name, $path, $log) = split /\t/;
+	die "duplicate test $path\n" if $run{$path};
+	$run{$path} = [ $self, "--$mode", $log, $path ];
 	$mode{$name} = $mode;
-	$run{$name} = [ $self, "--$mode", $log, $path ];
 	$log{$name} = $log;
-	push @tests, [ $path, $name ];
+	push @tests, [ $path, $name ];	# the name keeps unit and ASan apart
 }
 my $harness = TAP::Harness->new({
 	verbosity => $ENV{VERBOSE} ? 1 : 0,
 	jobs      => $ENV{JOBS} || 2,
 	failures  => 1,
 	color     => -t STDOUT ? 1 : 0,
-	exec      => sub { my ($h, $path) = @_;
-			   my ($t) = grep { $_->[0] eq $path } @tests;
-			   return $run{$t->[1]} },
+	exec      => sub { $run{$_[1]} },	# this script as the wrapper
 });
-# The same path can appear once only; aliases keep unit and ASan apart.
-my %seen;
-for (@tests) {
-	die "duplicate test $_->[0]\n" if $seen{$_->[0]}++;
-}
 my $agg = $harness->runtests(@tests);
 
 my $ci = ($ENV{CI} // "") eq "true";
@@ -190,7 +187,8 @@ for my $name (@failed_files) {
 				next if /^ok |^1\.\./;
 			} else {
 				$show = /^not ok/ || ($show && /^#/);
-				next unless $show || /^# (fatal|planned|no plan)/;
+				next unless $show ||
+				    /^# (fatal|planned|no plan|timed out)/;
 			}
 			print "  $_";
 			last if ++$lines >= 60;

@@ -31,17 +31,19 @@
 
 #define MIN_ENTRIES 16
 #define MAX_ENTRIES 4096
-#define REAP_BATCH 64
+#define REAP_BATCH  64
 
 /* user_data of the NOP that tells the reaper to exit. */
 #define STOP_DATA UINT64_MAX
 /* An eio pointer tagged with this bit was refused before reaching the
  * kernel; it rides on a NOP and completes with -EINVAL. */
 #define INVALID_TAG 1u
+_Static_assert(_Alignof(struct vbd_eio) > INVALID_TAG,
+	       "the tag bit must be free in an eio pointer");
 
 struct eio_fifo {
 	struct vbd_eio **v;
-	unsigned cap;		/* a power of two, or 0 */
+	unsigned cap; /* a power of two, or 0 */
 	unsigned head;
 	unsigned len;
 };
@@ -50,11 +52,11 @@ struct uring_engine {
 	struct vbd_engine_base base;
 	struct io_uring ring;
 	pthread_t reaper;
-	pthread_mutex_t lock;	/* the SQ, and the fields below */
-	unsigned inflight;	/* SQEs prepared and not yet completed */
-	unsigned max_inflight;	/* the CQ's size */
+	pthread_mutex_t lock;  /* the SQ, and the fields below */
+	unsigned inflight;     /* SQEs prepared and not yet completed */
+	unsigned max_inflight; /* the CQ's size */
 	struct eio_fifo waiting;
-	bool self_destroy;	/* destroy() was called by a done() */
+	bool self_destroy; /* destroy() was called by a done() */
 };
 
 /* The engine whose reaper is the current thread, if any. */
@@ -95,10 +97,8 @@ static void uring_prep(struct io_uring_sqe *sqe, struct vbd_eio *eio)
 {
 	uint64_t data = (uint64_t)(uintptr_t)eio;
 
-	/* The kernel reads at the file position for offset -1, and the
-	 * tag bit needs an aligned pointer. */
-	if ((eio->op != VBD_EIO_FDATASYNC && eio->offset > (uint64_t)INT64_MAX) ||
-	    (data & INVALID_TAG)) {
+	/* The kernel would read at the file position for offset -1. */
+	if (eio->op != VBD_EIO_FDATASYNC && eio->offset > (uint64_t)INT64_MAX) {
 		io_uring_prep_nop(sqe);
 		data |= INVALID_TAG;
 	} else if (eio->op == VBD_EIO_READ) {
@@ -223,8 +223,9 @@ static unsigned uring_reap(struct uring_engine *e, struct uring_done *out,
 			*stop = true;
 			continue;
 		}
-		out[ndone].eio = (struct vbd_eio *)(uintptr_t)(data &
-							       ~(uint64_t)INVALID_TAG);
+		out[ndone].eio =
+			(struct vbd_eio *)(uintptr_t)(data &
+						      ~(uint64_t)INVALID_TAG);
 		out[ndone].ret = data & INVALID_TAG ? -EINVAL : cqes[i]->res;
 		ndone++;
 	}
@@ -310,7 +311,8 @@ static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 
 	(void)direct;
 	if (!e)
-		return vs_error_set(errp, ENOMEM, "aio=io_uring: out of memory");
+		return vs_error_set(errp, ENOMEM,
+				    "aio=io_uring: out of memory");
 	e->base.ops = &vbd_engine_io_uring;
 	/* SUBMIT_ALL (Linux 5.18) keeps one bad request from holding back
 	 * the ones behind it in the same io_uring_enter. */
@@ -325,27 +327,32 @@ static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 	if (ret < 0) {
 		free(e);
 		if (ret == -ENOSYS)
-			return vs_error_set(errp, ret,
+			return vs_error_set(
+				errp, ret,
 				"aio=io_uring: this kernel has no io_uring "
 				"(io_uring_setup: %s); use aio=threads",
 				strerror(-ret));
 		if (ret == -EPERM)
-			return vs_error_set(errp, ret,
+			return vs_error_set(
+				errp, ret,
 				"aio=io_uring: io_uring is forbidden here "
 				"(io_uring_setup: %s; see the sysctl "
 				"kernel.io_uring_disabled, or a seccomp "
-				"filter); use aio=threads", strerror(-ret));
+				"filter); use aio=threads",
+				strerror(-ret));
 		return vs_error_set_errno(errp, ret,
 					  "aio=io_uring: cannot set up a ring "
-					  "of %u entries", ring_entries(depth));
+					  "of %u entries",
+					  ring_entries(depth));
 	}
 	e->max_inflight = e->ring.cq.ring_entries;
 	pthread_mutex_init(&e->lock, NULL);
 	ret = uring_start_reaper(e);
 	if (ret < 0) {
 		uring_free(e);
-		return vs_error_set_errno(errp, ret,
-				"aio=io_uring: cannot start the reaper thread");
+		return vs_error_set_errno(
+			errp, ret,
+			"aio=io_uring: cannot start the reaper thread");
 	}
 	*out = (struct vbd_engine *)e;
 	return 0;

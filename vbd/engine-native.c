@@ -38,10 +38,10 @@ struct native_engine;
 /* One per request while the engine owns it. */
 struct native_slot {
 	struct iocb iocb;
-	struct vbd_pool_job job;	/* FDATASYNC */
+	struct vbd_pool_job job; /* FDATASYNC */
 	struct native_engine *e;
 	struct vbd_eio *eio;
-	ssize_t err;			/* refused by io_submit */
+	ssize_t err; /* refused by io_submit */
 	struct native_slot *next;
 };
 
@@ -54,24 +54,25 @@ struct native_engine {
 	struct vbd_engine_base base;
 	io_context_t ctx;
 	int efd;
-	unsigned nr;			/* requests the context holds */
+	unsigned nr; /* requests the context holds */
 	pthread_t reaper;
 
 	/* The reaper's own. */
-	struct io_event *events;	/* nr */
-	struct native_done *done;	/* nr */
-	struct iocb **batch;		/* nr: submitted after the callbacks */
+	struct io_event *events;  /* nr */
+	struct native_done *done; /* nr */
+	struct iocb **batch;	  /* nr: submitted after the callbacks */
 	unsigned nbatch;
 
-	pthread_mutex_t lock;		/* everything below */
-	unsigned inflight;		/* in the kernel, or in batch */
+	pthread_mutex_t lock; /* everything below */
+	unsigned inflight;    /* in the kernel, or in batch */
 	struct native_slot *free_slots;
 	struct native_slot *wait_head, *wait_tail;
 	struct native_slot *failed;
-	bool retry;			/* waiting requests with nothing in
-					 * flight to wake the reaper */
+	/* Requests wait with nothing in flight whose completion would
+	 * wake the reaper to retry them. */
+	bool retry;
 	bool stop;
-	bool self_destroy;		/* destroy() was called by a done() */
+	bool self_destroy; /* destroy() was called by a done() */
 };
 
 static __thread struct native_engine *reaper_of;
@@ -145,8 +146,9 @@ static void fail_locked(struct native_engine *e, struct native_slot *slot,
 
 static void native_sync_job(struct vbd_pool_job *job)
 {
-	struct native_slot *slot = (struct native_slot *)((char *)job -
-		offsetof(struct native_slot, job));
+	struct native_slot *slot =
+		(struct native_slot *)((char *)job -
+				       offsetof(struct native_slot, job));
 	struct native_engine *e = slot->e;
 	struct vbd_eio *eio = slot->eio;
 	ssize_t ret = vbd_eio_run_sync(eio);
@@ -178,6 +180,7 @@ static void native_submit(struct vbd_engine *ve, struct vbd_eio *eio)
 	struct native_engine *e = (struct native_engine *)ve;
 	struct native_slot *slot = slot_get(e);
 	struct iocb *iocb = &slot->iocb;
+	io_context_t ctx;
 	int ret;
 
 	slot->eio = eio;
@@ -205,11 +208,14 @@ static void native_submit(struct vbd_engine *ve, struct vbd_eio *eio)
 		pthread_mutex_unlock(&e->lock);
 		return;
 	}
+	/* Read under the lock: once io_submit succeeds, done() may run
+	 * and destroy the engine before this thread looks again. */
+	ctx = e->ctx;
 	pthread_mutex_unlock(&e->lock);
 
 	/* Outside the lock: submitters on several threads proceed in
 	 * parallel, and the reaper is not held up. */
-	ret = io_submit(e->ctx, 1, &iocb);
+	ret = io_submit(ctx, 1, &iocb);
 	if (ret == 1)
 		return;
 	pthread_mutex_lock(&e->lock);
@@ -294,7 +300,7 @@ static void native_complete_failed(struct native_engine *e)
 /* Collect finished requests; the number of done() calls to make. */
 static unsigned native_reap(struct native_engine *e)
 {
-	struct timespec zero = { 0, 0 };
+	struct timespec zero = {0, 0};
 	int n;
 
 	do {
@@ -319,7 +325,7 @@ static unsigned native_reap(struct native_engine *e)
  * when it is time to exit. */
 static bool native_sleep(struct native_engine *e)
 {
-	struct pollfd pfd = { .fd = e->efd, .events = POLLIN };
+	struct pollfd pfd = {.fd = e->efd, .events = POLLIN};
 	bool stop, retry, work;
 	uint64_t cnt;
 
@@ -433,28 +439,33 @@ static int native_setup_ctx(struct native_engine *e, unsigned depth,
 	}
 	e->ctx = 0;
 	if (ret == -EAGAIN)
-		return vs_error_set(errp, EAGAIN,
+		return vs_error_set(
+			errp, EAGAIN,
 			"aio=native: cannot set up a Linux AIO context: the "
 			"system-wide limit fs.aio-max-nr is reached (see "
 			"/proc/sys/fs/aio-nr)");
 	if (ret == -ENOSYS)
-		return vs_error_set(errp, ENOSYS,
+		return vs_error_set(
+			errp, ENOSYS,
 			"aio=native: this kernel has no Linux AIO (io_setup: "
 			"%s); use aio=io_uring or aio=threads",
 			strerror(ENOSYS));
-	return vs_error_set_errno(errp, ret,
+	return vs_error_set_errno(
+		errp, ret,
 		"aio=native: cannot set up a Linux AIO context of %u "
-		"requests", nr);
+		"requests",
+		nr);
 }
 
-static int native_create(struct vbd_engine **out, unsigned depth,
-			 bool direct, struct vs_error **errp)
+static int native_create(struct vbd_engine **out, unsigned depth, bool direct,
+			 struct vs_error **errp)
 {
 	struct native_engine *e;
 	int ret;
 
 	if (!direct)
-		return vs_error_set(errp, EINVAL,
+		return vs_error_set(
+			errp, EINVAL,
 			"aio=native was specified, but it requires "
 			"cache.direct=on (O_DIRECT): without it Linux AIO "
 			"blocks in io_submit; use aio=io_uring or "
@@ -470,8 +481,8 @@ static int native_create(struct vbd_engine **out, unsigned depth,
 		goto fail;
 	e->efd = eventfd(0, EFD_CLOEXEC);
 	if (e->efd < 0) {
-		ret = vs_error_set_errno(errp, errno,
-					 "aio=native: cannot create an eventfd");
+		ret = vs_error_set_errno(
+			errp, errno, "aio=native: cannot create an eventfd");
 		goto fail;
 	}
 	e->events = calloc(e->nr, sizeof(*e->events));
@@ -483,8 +494,9 @@ static int native_create(struct vbd_engine **out, unsigned depth,
 	}
 	ret = native_start_reaper(e);
 	if (ret < 0) {
-		vs_error_set_errno(errp, ret,
-				   "aio=native: cannot start the reaper thread");
+		vs_error_set_errno(
+			errp, ret,
+			"aio=native: cannot start the reaper thread");
 		goto fail;
 	}
 	*out = (struct vbd_engine *)e;

@@ -49,16 +49,15 @@ static void threads_submit(struct vbd_engine *e, struct vbd_eio *eio)
 	vbd_pool_run(&tj->job);
 }
 
-static int threads_create(struct vbd_engine **out, unsigned depth,
-			  bool direct, struct vs_error **errp)
+static int threads_create(struct vbd_engine **out, unsigned depth, bool direct,
+			  struct vs_error **errp)
 {
 	struct threads_engine *e = malloc(sizeof(*e));
 
 	(void)depth;
 	(void)direct;
 	if (!e)
-		return vs_error_set(errp, ENOMEM,
-				    "aio=threads: out of memory");
+		return vs_error_set(errp, ENOMEM, "aio=threads: out of memory");
 	e->base.ops = &vbd_engine_threads;
 	*out = (struct vbd_engine *)e;
 	return 0;

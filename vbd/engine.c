@@ -17,9 +17,9 @@ static const struct {
 	enum vbd_aio aio;
 	const struct vbd_engine_ops *ops;
 } engines[] = {
-	{ "io_uring", VBD_AIO_IO_URING, &vbd_engine_io_uring },
-	{ "native", VBD_AIO_NATIVE, &vbd_engine_native },
-	{ "threads", VBD_AIO_THREADS, &vbd_engine_threads },
+	{"io_uring", VBD_AIO_IO_URING, &vbd_engine_io_uring},
+	{"native", VBD_AIO_NATIVE, &vbd_engine_native},
+	{"threads", VBD_AIO_THREADS, &vbd_engine_threads},
 };
 
 #define N_ENGINES (sizeof(engines) / sizeof(engines[0]))
@@ -35,7 +35,8 @@ int vbd_aio_from_name(const char *name, enum vbd_aio *out,
 	}
 	return vs_error_set(errp, EINVAL,
 			    "invalid aio value '%s': expected io_uring, "
-			    "native or threads", name ? name : "");
+			    "native or threads",
+			    name ? name : "");
 }
 
 const char *vbd_aio_name(enum vbd_aio aio)
@@ -120,11 +121,8 @@ ssize_t vbd_eio_run_sync(const struct vbd_eio *eio)
 			ret = pwritev(eio->fd, eio->iov, eio->iovcnt,
 				      (off_t)eio->offset);
 			break;
-		case VBD_EIO_FDATASYNC:
-			ret = fdatasync(eio->fd);
-			break;
-		default:
-			return -EINVAL;
+		case VBD_EIO_FDATASYNC: ret = fdatasync(eio->fd); break;
+		default: return -EINVAL;
 		}
 	} while (ret < 0 && errno == EINTR);
 	return ret < 0 ? -errno : ret;

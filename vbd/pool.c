@@ -16,15 +16,15 @@
 #include "pool.h"
 
 #define DEFAULT_MAX_WORKERS 64
-#define IDLE_SECONDS 10
+#define IDLE_SECONDS	    10
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work;
 	struct vbd_pool_job *head, *tail;
-	unsigned queued;	/* jobs in the FIFO */
-	unsigned workers;	/* running workers, idle or not */
-	unsigned idle;		/* workers waiting on `work` */
+	unsigned queued;  /* jobs in the FIFO */
+	unsigned workers; /* running workers, idle or not */
+	unsigned idle;	  /* workers waiting on `work` */
 	unsigned max_workers;
 } pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,

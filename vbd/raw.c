@@ -669,6 +669,14 @@ static int raw_create(const char *path, uint64_t size, const char *options,
 	ret = vs_opts_parse(options, "raw format option", &opts, errp);
 	if (ret < 0)
 		return ret;
+	/* Whole sectors, as qemu-img makes them: a disk of 1000 bytes could
+	 * not be opened with O_DIRECT, nor be a guest's disk. */
+	if (size > INT64_MAX - 511) {
+		ret = vs_error_set(errp, EFBIG, "%s: size %llu is too large",
+				   path, (unsigned long long)size);
+		goto out;
+	}
+	size = VS_ALIGN_UP(size, 512);
 	prealloc = vs_opts_get(opts, "preallocation");
 	ret = vs_opts_check_used(opts, errp);
 	if (ret < 0)

@@ -35,8 +35,8 @@
 #include "vbd/engine.h"
 #include "vbd/pool.h"
 
-#define BLK 4096
-#define WAIT_SECONDS 120
+#define BLK		  4096
+#define WAIT_SECONDS	  120
 #define SECCOMP_CHILD_ARG "--seccomp-child"
 
 struct variant {
@@ -44,11 +44,11 @@ struct variant {
 	bool direct;
 };
 
-static const struct variant uring_buffered = { VBD_AIO_IO_URING, false };
-static const struct variant uring_direct = { VBD_AIO_IO_URING, true };
-static const struct variant native_direct = { VBD_AIO_NATIVE, true };
-static const struct variant threads_buffered = { VBD_AIO_THREADS, false };
-static const struct variant threads_direct = { VBD_AIO_THREADS, true };
+static const struct variant uring_buffered = {VBD_AIO_IO_URING, false};
+static const struct variant uring_direct = {VBD_AIO_IO_URING, true};
+static const struct variant native_direct = {VBD_AIO_NATIVE, true};
+static const struct variant threads_buffered = {VBD_AIO_THREADS, false};
+static const struct variant threads_direct = {VBD_AIO_THREADS, true};
 
 static uint64_t seed;
 
@@ -130,8 +130,10 @@ struct tracker {
 	unsigned inflight;
 };
 
-#define TRACKER_INIT \
-	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 }
+#define TRACKER_INIT                                                   \
+	{                                                              \
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
+	}
 
 static void tracker_wait_below(struct tracker *t, unsigned limit)
 {
@@ -142,7 +144,8 @@ static void tracker_wait_below(struct tracker *t, unsigned limit)
 	while (t->inflight >= limit) {
 		if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) ==
 		    ETIMEDOUT) {
-			fprintf(stderr, "# timed out with %u requests in "
+			fprintf(stderr,
+				"# timed out with %u requests in "
 				"flight: lost completion or deadlock\n",
 				t->inflight);
 			abort();
@@ -233,12 +236,16 @@ static void run_parallel(struct vbd_engine *e, struct rw_req *reqs,
 	assert_true(nthreads <= 8);
 	for (unsigned i = 0; i < nthreads; i++) {
 		jobs[i] = (struct rw_job){
-			.e = e, .reqs = reqs, .nreqs = nreqs,
-			.thread = i, .nthreads = nthreads, .qd = qd,
+			.e = e,
+			.reqs = reqs,
+			.nreqs = nreqs,
+			.thread = i,
+			.nthreads = nthreads,
+			.qd = qd,
 			.t = TRACKER_INIT,
 		};
-		assert_int_equal(pthread_create(&tids[i], NULL, rw_thread,
-						&jobs[i]), 0);
+		assert_int_equal(
+			pthread_create(&tids[i], NULL, rw_thread, &jobs[i]), 0);
 	}
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(tids[i], NULL);
@@ -260,12 +267,16 @@ static ssize_t run_one(struct vbd_engine *e, enum vbd_eio_op op, int fd,
 {
 	struct tracker t = TRACKER_INIT;
 	struct rw_req r = {
-		.eio = {
-			.op = op, .fd = fd, .offset = offset,
-			.iov = r.iov, .iovcnt = buf ? 1 : 0,
-			.done = rw_done,
-		},
-		.iov = { { buf, len } },
+		.eio =
+			{
+				.op = op,
+				.fd = fd,
+				.offset = offset,
+				.iov = r.iov,
+				.iovcnt = buf ? 1 : 0,
+				.done = rw_done,
+			},
+		.iov = {{buf, len}},
 		.t = &t,
 	};
 
@@ -294,15 +305,19 @@ static size_t make_reqs(struct rw_req *reqs, size_t nblocks, uint8_t *buf,
 		if (b + len > nblocks)
 			len = nblocks - b;
 		*r = (struct rw_req){
-			.eio = {
-				.op = op, .fd = fd, .offset = b * BLK,
-				.iovcnt = len > 1 ? 2 : 1,
-				.done = rw_done,
-			},
-			.iov = {
-				{ buf + b * BLK, BLK },
-				{ buf + (b + 1) * BLK, (len - 1) * BLK },
-			},
+			.eio =
+				{
+					.op = op,
+					.fd = fd,
+					.offset = b * BLK,
+					.iovcnt = len > 1 ? 2 : 1,
+					.done = rw_done,
+				},
+			.iov =
+				{
+					{buf + b * BLK, BLK},
+					{buf + (b + 1) * BLK, (len - 1) * BLK},
+				},
 			.len = len * BLK,
 		};
 		r->eio.iov = r->iov;
@@ -347,7 +362,8 @@ static void test_rw_stress(void **state)
 	for (size_t b = 0; b < nblocks; b++)
 		if (memcmp(data + b * BLK, back + b * BLK, BLK))
 			fail_msg("block %zu read back through the engine "
-				 "differs from what was written", b);
+				 "differs from what was written",
+				 b);
 
 	/* And the file really holds it, read without the engine. */
 	check = xalloc(size);
@@ -367,8 +383,8 @@ static void test_rw_stress(void **state)
  * to the same engine, as a benchmark or a guest queue does.  Reads check
  * their data; every fourth chain rewrites what it read.
  */
-#define CHAIN_TOTAL 10000
-#define CHAIN_DEPTH 32
+#define CHAIN_TOTAL  10000
+#define CHAIN_DEPTH  32
 #define CHAIN_BLOCKS 1024
 
 struct chain_test;
@@ -441,11 +457,14 @@ static void test_chain(void **state)
 		struct chain *c = &ct->chains[i];
 
 		*c = (struct chain){
-			.eio = {
-				.fd = ct->fd, .iov = &c->iov, .iovcnt = 1,
-				.done = chain_done,
-			},
-			.iov = { bufs + i * BLK, BLK },
+			.eio =
+				{
+					.fd = ct->fd,
+					.iov = &c->iov,
+					.iovcnt = 1,
+					.done = chain_done,
+				},
+			.iov = {bufs + i * BLK, BLK},
 			.ct = ct,
 			.s = seed + i + 1,
 			.id = i,
@@ -482,8 +501,7 @@ static void test_ebadf(void **state)
 	close(fd);
 	assert_int_equal(run_one(e, VBD_EIO_READ, fd, 0, buf, BLK), -EBADF);
 	assert_int_equal(run_one(e, VBD_EIO_WRITE, fd, 0, buf, BLK), -EBADF);
-	assert_int_equal(run_one(e, VBD_EIO_FDATASYNC, fd, 0, NULL, 0),
-			 -EBADF);
+	assert_int_equal(run_one(e, VBD_EIO_FDATASYNC, fd, 0, NULL, 0), -EBADF);
 	vbd_engine_destroy(e);
 	free(buf);
 }
@@ -499,10 +517,12 @@ static void test_eof_and_bad_offset(void **state)
 
 	assert_int_equal(run_one(e, VBD_EIO_READ, fd, BLK, buf, 4 * BLK), BLK);
 	assert_int_equal(run_one(e, VBD_EIO_READ, fd, 2 * BLK, buf, BLK), 0);
-	assert_int_equal(run_one(e, VBD_EIO_READ, fd, UINT64_MAX - BLK + 1,
-				 buf, BLK), -EINVAL);
-	assert_int_equal(run_one(e, VBD_EIO_WRITE, fd, UINT64_MAX - BLK + 1,
-				 buf, BLK), -EINVAL);
+	assert_int_equal(
+		run_one(e, VBD_EIO_READ, fd, UINT64_MAX - BLK + 1, buf, BLK),
+		-EINVAL);
+	assert_int_equal(
+		run_one(e, VBD_EIO_WRITE, fd, UINT64_MAX - BLK + 1, buf, BLK),
+		-EINVAL);
 	vbd_engine_destroy(e);
 	close(fd);
 	free(buf);
@@ -533,11 +553,15 @@ static void test_destroy_in_done(void **state)
 	uint8_t *buf = xalloc(BLK);
 	int fd = temp_file(BLK, v->direct);
 	struct self_destroy sd = {
-		.eio = {
-			.op = VBD_EIO_READ, .fd = fd, .iov = &sd.iov,
-			.iovcnt = 1, .done = self_destroy_done,
-		},
-		.iov = { buf, BLK },
+		.eio =
+			{
+				.op = VBD_EIO_READ,
+				.fd = fd,
+				.iov = &sd.iov,
+				.iovcnt = 1,
+				.done = self_destroy_done,
+			},
+		.iov = {buf, BLK},
 		.e = engine_new(v, 8),
 		.t = TRACKER_INIT,
 	};
@@ -558,8 +582,9 @@ static void test_native_needs_direct(void **state)
 
 	(void)state;
 
-	assert_int_equal(vbd_engine_create(VBD_AIO_NATIVE, 32, false, &e,
-					   &chosen, &err), -EINVAL);
+	assert_int_equal(
+		vbd_engine_create(VBD_AIO_NATIVE, 32, false, &e, &chosen, &err),
+		-EINVAL);
 	assert_null(e);
 	assert_non_null(err);
 	assert_non_null(strstr(vs_error_msg(err), "aio=native"));
@@ -584,9 +609,8 @@ static void aio_name_bad(const char *name, const char *needle)
 
 static void test_aio_names(void **state)
 {
-	static const enum vbd_aio all[] = {
-		VBD_AIO_IO_URING, VBD_AIO_NATIVE, VBD_AIO_THREADS
-	};
+	static const enum vbd_aio all[] = {VBD_AIO_IO_URING, VBD_AIO_NATIVE,
+					   VBD_AIO_THREADS};
 	struct vs_error *err = NULL;
 	enum vbd_aio aio;
 
@@ -594,8 +618,8 @@ static void test_aio_names(void **state)
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		aio = VBD_AIO_DEFAULT;
-		assert_int_equal(vbd_aio_from_name(vbd_aio_name(all[i]), &aio,
-						   &err), 0);
+		assert_int_equal(
+			vbd_aio_from_name(vbd_aio_name(all[i]), &aio, &err), 0);
 		assert_int_equal(aio, all[i]);
 	}
 	assert_null(err);
@@ -618,7 +642,8 @@ static void test_default_is_io_uring(void **state)
 	(void)state;
 
 	assert_int_equal(vbd_engine_create(VBD_AIO_DEFAULT, 32, false, &e,
-					   &chosen, NULL), 0);
+					   &chosen, NULL),
+			 0);
 	assert_int_equal(chosen, VBD_AIO_IO_URING);
 	vbd_engine_destroy(e);
 }
@@ -638,8 +663,7 @@ static int seccomp_child(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
-	struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]),
-				   filter };
+	struct sock_fprog prog = {sizeof(filter) / sizeof(filter[0]), filter};
 	struct vbd_engine *e = NULL;
 	struct vs_error *err = NULL;
 	enum vbd_aio chosen = VBD_AIO_DEFAULT;
@@ -649,16 +673,17 @@ static int seccomp_child(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
 		return 77;
-	if (vbd_engine_create(VBD_AIO_IO_URING, 32, false, &e, &chosen,
-			      &err) != -ENOSYS)
+	if (vbd_engine_create(VBD_AIO_IO_URING, 32, false, &e, &chosen, &err) !=
+	    -ENOSYS)
 		return 1;
 	if (!err || !strstr(vs_error_msg(err), "io_uring") ||
 	    !strstr(vs_error_msg(err), "aio=threads"))
 		return 2;
 	vs_error_free(err);
 	err = NULL;
-	if (vbd_engine_create(VBD_AIO_DEFAULT, 32, false, &e, &chosen,
-			      &err) < 0 || err)
+	if (vbd_engine_create(VBD_AIO_DEFAULT, 32, false, &e, &chosen, &err) <
+		    0 ||
+	    err)
 		return 3;
 	if (chosen != VBD_AIO_THREADS)
 		return 4;
@@ -736,8 +761,8 @@ static void pool_test_fn(struct vbd_pool_job *job)
 
 static void pool_round(unsigned max, unsigned *max_running)
 {
-	struct pool_test pt = { .lock = PTHREAD_MUTEX_INITIALIZER,
-				.t = TRACKER_INIT };
+	struct pool_test pt = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			       .t = TRACKER_INIT};
 	struct pool_test_job *jobs = calloc(POOL_JOBS, sizeof(*jobs));
 
 	assert_non_null(jobs);
@@ -771,12 +796,17 @@ static void test_pool(void **state)
 	vbd_pool_set_max_workers(64);
 }
 
-#define VARIANT_TESTS(fn, label)                                            \
-	{ label " io_uring", fn, NULL, NULL, (void *)&uring_buffered },     \
-	{ label " io_uring direct", fn, NULL, NULL, (void *)&uring_direct }, \
-	{ label " native direct", fn, NULL, NULL, (void *)&native_direct },  \
-	{ label " threads", fn, NULL, NULL, (void *)&threads_buffered },    \
-	{ label " threads direct", fn, NULL, NULL, (void *)&threads_direct }
+#define VARIANT_TESTS(fn, label)                                               \
+	{label " io_uring", fn, NULL, NULL, (void *)&uring_buffered},          \
+		{label " io_uring direct", fn, NULL, NULL,                     \
+		 (void *)&uring_direct},                                       \
+		{label " native direct", fn, NULL, NULL,                       \
+		 (void *)&native_direct},                                      \
+		{label " threads", fn, NULL, NULL, (void *)&threads_buffered}, \
+	{                                                                      \
+		label " threads direct", fn, NULL, NULL,                       \
+			(void *)&threads_direct                                \
+	}
 
 int main(int argc, char **argv)
 {

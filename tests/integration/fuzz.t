@@ -1,0 +1,24 @@
+#!/bin/bash
+# Bounded libFuzzer runs of every parser of untrusted input (make fuzz
+# builds them; run one longer by hand with build/fuzz/NAME -max_total_time=600).
+. "$(dirname "$0")/../lib/functions.sh"
+
+FUZZ=${FUZZ:-$TOP/build/fuzz}
+targets=("$FUZZ"/fuzz-*)
+[ -x "${targets[0]}" ] || skip_all "no fuzz targets in $FUZZ (run make fuzz)"
+plan "${#targets[@]}"
+
+for bin in "${targets[@]}"; do
+	name=${bin##*/}
+	corpus=$TOP/tests/fuzz/corpus-${name#fuzz-}
+	mkdir -p "$T/$name"
+	# A fixed seed keeps a failure reproducible; new inputs go to $T only.
+	run "$bin" -seed=1 -runs=200000 -max_len=512 -timeout=10 \
+		"$T/$name" "$corpus"
+	if [ "$rc" -eq 0 ]; then
+		ok "$name: 200000 runs without a crash, leak or assertion"
+	else
+		not_ok "$name: libFuzzer exit $rc"
+		diag "$(tail -n 30 <<<"$err")"
+	fi
+done
