@@ -54,13 +54,15 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 LIB       := $(BUILD)/libvstor.a
 VSTOR     := $(BUILD)/vstor
 
-.PHONY: all deps check unit unit-asan tools fuzz man demo bench clean \
+.PHONY: all deps check unit unit-asan build-clang tools fuzz man demo bench clean \
 	format format-check
 
 all: $(VSTOR) man
 
 # $$(FUZZ_SRCS_%) in the fuzz rule needs this.
 .SECONDEXPANSION:
+# Keep the objects of test programs: they are intermediate files to make.
+.SECONDARY:
 
 deps:
 	$(Q)scripts/deps.sh
@@ -96,7 +98,12 @@ unit-asan: | deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 		SANITIZE=address,undefined CFLAGS="-O1 -g" unit
 
-check: all tools fuzz unit unit-asan
+# The whole tree must also build warning-free with clang (its own tree).
+build-clang: | deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang \
+		$(BUILD)/clang/vstor unit tools
+
+check: all tools fuzz unit unit-asan build-clang
 	$(Q)VSTOR=$(abspath $(VSTOR)) TOOLS=$(abspath $(BUILD)/tests/tools) \
 	 FUZZ=$(abspath $(BUILD)/fuzz) \
 	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \

@@ -22,78 +22,82 @@
 
 static const char usage[] =
 	"Usage: vstor img bench [-c COUNT] [-d DEPTH] [-f FMT]\n"
-	"                       [--flush-interval=N [--no-drain]] [-i AIO] [-n]\n"
-	"                       [-o OFFSET] [--pattern=PATTERN] [-q]\n"
-	"                       [-s BUFFER_SIZE] [-S STEP_SIZE] [-t CACHE] [-w]\n"
-	"                       [-U] FILE\n"
+	"         [--flush-interval=N [--no-drain]] [-i AIO] [-n]\n"
+	"         [-o OFFSET] [--pattern=PATTERN] [-q] [-s BUFFER_SIZE]\n"
+	"         [-S STEP_SIZE] [-t CACHE] [-w] [-U] FILE\n"
 	"\n"
-	"Measure the I/O speed of FILE with the workload of 'qemu-img bench':\n"
-	"COUNT requests of BUFFER_SIZE bytes, DEPTH of them in flight at once.\n"
-	"The first request is at OFFSET and each following one STEP_SIZE bytes\n"
-	"further on; a position past the end of the image wraps around modulo\n"
-	"the image size.  A step size that is an odd number of 4 KiB blocks on\n"
-	"an image whose size is a power of two visits every block once, in an\n"
-	"order that jumps around the file, before any block comes again.\n"
+	"Measure the I/O speed of FILE with the workload of 'qemu-img\n"
+	"bench': COUNT requests of BUFFER_SIZE bytes, DEPTH of them in\n"
+	"flight at once.  The first request is at OFFSET and each following\n"
+	"one STEP_SIZE bytes further on; a position past the end of the\n"
+	"image wraps around modulo the image size.  A step that is an odd\n"
+	"number of 4 KiB blocks, on an image whose size is a power of two,\n"
+	"visits every block once, jumping around the file, before any block\n"
+	"comes again.\n"
 	"\n"
 	"A read test is the default; the image is then opened read-only.\n"
 	"With -w it is opened for writing and every request writes a buffer\n"
-	"filled with the PATTERN byte (0 unless --pattern is given).\n"
+	"filled with the PATTERN byte.\n"
 	"\n"
 	"Options:\n"
-	"  -c, --count=COUNT      requests in all (default 75000)\n"
-	"  -d, --depth=DEPTH      requests in flight at once, 1 to 65536\n"
-	"                         (default 64)\n"
-	"  -f, --format=FMT       the image's format (raw); default: probe\n"
-	"      --flush-interval=N write test: whenever the number of requests\n"
-	"                         still to send is a multiple of N, wait for the\n"
-	"                         requests in flight, flush, and go on.  N may\n"
-	"                         not be smaller than DEPTH.  Default: no\n"
-	"                         flushes but the one at the end\n"
-	"      --no-drain         with --flush-interval: flush without waiting\n"
-	"                         for the requests in flight\n"
-	"  -i, --aio=AIO          I/O engine: io_uring, native (Linux AIO; needs\n"
-	"                         -t none or -t directsync) or threads.\n"
-	"                         Default: io_uring, or threads where the\n"
-	"                         kernel has no io_uring\n"
-	"  -n, --native           the same as -i native\n"
-	"  -o, --offset=OFFSET    offset of the first request (default 0)\n"
-	"      --pattern=PATTERN  write test: the byte to write, 0 to 255, in\n"
-	"                         decimal, 0x hex or 0 octal (default 0)\n"
-	"  -q, --quiet            no warnings (the two result lines are still\n"
-	"                         printed, as qemu-img prints them)\n"
+	"  -c, --count=COUNT     requests in all (default 75000)\n"
+	"  -d, --depth=DEPTH     requests in flight at once, 1 to 65536\n"
+	"                        (default 64)\n"
+	"  -f, --format=FMT      the image's format (raw); default: probe\n"
+	"      --flush-interval=N\n"
+	"                        write test: whenever the number of\n"
+	"                        requests still to send is a multiple of N,\n"
+	"                        wait for the requests in flight, flush,\n"
+	"                        and go on.  N may not be smaller than\n"
+	"                        DEPTH.  Default: no flush but the one\n"
+	"                        after the run\n"
+	"      --no-drain        with --flush-interval: flush without\n"
+	"                        waiting for the requests in flight\n"
+	"  -i, --aio=AIO         I/O engine: io_uring, native (Linux AIO;\n"
+	"                        needs -t none or directsync) or threads.\n"
+	"                        Default: io_uring, or threads where the\n"
+	"                        kernel has no io_uring\n"
+	"  -n, --native          the same as -i native\n"
+	"  -o, --offset=OFFSET   offset of the first request (default 0)\n"
+	"      --pattern=PATTERN write test: the byte to write, 0 to 255,\n"
+	"                        in decimal, 0x hex or 0 octal (default 0)\n"
+	"  -q, --quiet           no warnings (the result lines are printed\n"
+	"                        all the same, as qemu-img prints them)\n"
 	"  -s, --buffer-size=BUFFER_SIZE\n"
-	"                         bytes per request (default 4K)\n"
+	"                        bytes per request (default 4K)\n"
 	"  -S, --step-size=STEP_SIZE\n"
-	"                         bytes from one request to the next\n"
-	"                         (default, or 0: BUFFER_SIZE, sequential I/O)\n"
-	"  -t, --cache=CACHE      none (O_DIRECT), writeback (the page cache,\n"
-	"                         the default), writethrough (the page cache\n"
-	"                         and a flush after every write), directsync\n"
-	"                         (O_DIRECT and a flush after every write) or\n"
-	"                         unsafe (the page cache, no flushes at all)\n"
-	"  -w, --write            a write test instead of a read test\n"
-	"  -U, --force-share      read test: open without keeping writers out\n"
-	"  -h, --help             this help\n"
+	"                        bytes from one request's start to the next\n"
+	"                        one's (default, and 0: BUFFER_SIZE)\n"
+	"  -t, --cache=CACHE     none: O_DIRECT;\n"
+	"                        writeback: the page cache (the default);\n"
+	"                        writethrough: the page cache, and a flush\n"
+	"                        after every write;\n"
+	"                        directsync: O_DIRECT, and a flush after\n"
+	"                        every write;\n"
+	"                        unsafe: the page cache, no flushes at all\n"
+	"  -w, --write           a write test instead of a read test\n"
+	"  -U, --force-share     read test: do not keep writers out\n"
+	"  -h, --help            this help\n"
 	"\n"
 	"Sizes and offsets take the suffixes K, M, G, T, P and E (powers of\n"
 	"1024) and may be fractional with a suffix (1.5M).\n"
 	"\n"
-	"Output (the lines qemu-img bench prints):\n"
-	"  Sending COUNT read|write requests, BUFFER_SIZE bytes each, DEPTH in\n"
-	"  parallel (starting at offset OFFSET, step size STEP_SIZE)\n"
-	"  Sending flush every N requests        (with --flush-interval)\n"
+	"Output (the lines qemu-img bench prints; the first is one line):\n"
+	"  Sending COUNT read|write requests, BUFFER_SIZE bytes each,\n"
+	"  DEPTH in parallel (starting at offset OFFSET, step size STEP)\n"
+	"  Sending flush every N requests      (with --flush-interval)\n"
 	"  Run completed in SECONDS seconds.\n"
 	"\n"
-	"The time runs from the first request to the completion of the last,\n"
-	"on the monotonic clock; opening the image and the final flush of a\n"
-	"write test are not in it.  IOPS = COUNT / SECONDS.\n"
+	"The time runs from the first request to the completion of the\n"
+	"last, on the monotonic clock; opening the image and the final\n"
+	"flush of a write test are not in it.  IOPS = COUNT / SECONDS.\n"
 	"\n"
-	"Exit status: 0 on success, 1 on any error (one line on stderr); the\n"
-	"run stops at the first failed request.\n"
+	"Exit status: 0 on success, 1 on any error (one line on stderr);\n"
+	"the run stops at the first failed request.\n"
 	"\n"
 	"Examples:\n"
 	"  vstor img bench -f raw -t none -i io_uring -d 32 disk.img\n"
-	"  vstor img bench -f raw -w -t none -d 1 -c 20000 -S 32436224 disk.img\n";
+	"  vstor img bench -f raw -w -t none -d 1 -S 32436224 disk.img\n";
 
 /* Long-only options. */
 enum {
@@ -113,10 +117,10 @@ static int parse_uint(const char *arg, unsigned max, const char *what,
 
 	errno = 0;
 	v = strtoul(arg, &end, 10);
-	if (!*arg || *end || errno || arg[strspn(arg, " \t")] == '-' ||
-	    v > max)
+	if (!*arg || *end || errno || arg[strspn(arg, " \t")] == '-' || v > max)
 		return usage_error("img bench: invalid %s '%s': expected a "
-				   "whole number from 0 to %u", what, arg, max);
+				   "whole number from 0 to %u",
+				   what, arg, max);
 	*out = (unsigned)v;
 	return 0;
 }
@@ -133,7 +137,8 @@ static int parse_size32(const char *arg, uint32_t max, const char *what,
 	}
 	if (v > max)
 		return usage_error("img bench: %s '%s' is too large: at most "
-				   "%u bytes", what, arg, max);
+				   "%u bytes",
+				   what, arg, max);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -147,7 +152,8 @@ static int parse_pattern(const char *arg, uint8_t *out)
 	v = strtol(arg, &end, 0);
 	if (!*arg || *end || errno || v < 0 || v > 255)
 		return usage_error("img bench: invalid pattern '%s': expected "
-				   "a byte value from 0 to 255", arg);
+				   "a byte value from 0 to 255",
+				   arg);
 	*out = (uint8_t)v;
 	return 0;
 }
@@ -182,27 +188,21 @@ static int parse_opt(int c, const char *arg, struct img_bench_opts *o)
 			return usage_error("img bench: the queue depth must be "
 					   "at least 1");
 		return 0;
-	case 'f':
-		o->format = arg;
-		return 0;
+	case 'f': o->format = arg; return 0;
 	case 'i':
 		if (vbd_aio_from_name(arg, &o->aio, &err) < 0) {
 			vs_error_report(err);
 			return 1;
 		}
 		return 0;
-	case 'n':
-		o->aio = VBD_AIO_NATIVE;
-		return 0;
+	case 'n': o->aio = VBD_AIO_NATIVE; return 0;
 	case 'o':
 		if (vs_parse_size(arg, &o->offset, "offset", &err) < 0) {
 			vs_error_report(err);
 			return 1;
 		}
 		return 0;
-	case 'q':
-		vs_log_set_quiet(true);
-		return 0;
+	case 'q': vs_log_set_quiet(true); return 0;
 	case 's':
 		return parse_size32(arg, IMG_BENCH_MAX_BUFSIZE, "buffer size",
 				    &o->bufsize);
@@ -215,46 +215,36 @@ static int parse_opt(int c, const char *arg, struct img_bench_opts *o)
 			return 1;
 		}
 		return 0;
-	case 'w':
-		o->write = true;
-		return 0;
-	case 'U':
-		o->force_share = true;
-		return 0;
+	case 'w': o->write = true; return 0;
+	case 'U': o->force_share = true; return 0;
 	case OPT_FLUSH_INTERVAL:
 		return parse_uint(arg, IMG_BENCH_MAX_COUNT, "flush interval",
 				  &o->flush_interval);
-	case OPT_NO_DRAIN:
-		o->no_drain = true;
-		return 0;
-	case OPT_PATTERN:
-		return parse_pattern(arg, &o->pattern);
-	default:
-		fputs("Try 'vstor help img bench'.\n", stderr);
-		return 1;
+	case OPT_NO_DRAIN: o->no_drain = true; return 0;
+	case OPT_PATTERN: return parse_pattern(arg, &o->pattern);
+	default: fputs("Try 'vstor help img bench'.\n", stderr); return 1;
 	}
 }
 
 static int img_bench_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "count", required_argument, NULL, 'c' },
-		{ "depth", required_argument, NULL, 'd' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "flush-interval", required_argument, NULL,
-		  OPT_FLUSH_INTERVAL },
-		{ "aio", required_argument, NULL, 'i' },
-		{ "native", no_argument, NULL, 'n' },
-		{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
-		{ "offset", required_argument, NULL, 'o' },
-		{ "pattern", required_argument, NULL, OPT_PATTERN },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "buffer-size", required_argument, NULL, 's' },
-		{ "step-size", required_argument, NULL, 'S' },
-		{ "cache", required_argument, NULL, 't' },
-		{ "write", no_argument, NULL, 'w' },
-		{ "force-share", no_argument, NULL, 'U' },
-		{ NULL, 0, NULL, 0 },
+		{"count", required_argument, NULL, 'c'},
+		{"depth", required_argument, NULL, 'd'},
+		{"format", required_argument, NULL, 'f'},
+		{"flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL},
+		{"aio", required_argument, NULL, 'i'},
+		{"native", no_argument, NULL, 'n'},
+		{"no-drain", no_argument, NULL, OPT_NO_DRAIN},
+		{"offset", required_argument, NULL, 'o'},
+		{"pattern", required_argument, NULL, OPT_PATTERN},
+		{"quiet", no_argument, NULL, 'q'},
+		{"buffer-size", required_argument, NULL, 's'},
+		{"step-size", required_argument, NULL, 'S'},
+		{"cache", required_argument, NULL, 't'},
+		{"write", no_argument, NULL, 'w'},
+		{"force-share", no_argument, NULL, 'U'},
+		{NULL, 0, NULL, 0},
 	};
 	struct img_bench_opts o;
 	struct img_bench_result res;
@@ -269,8 +259,8 @@ static int img_bench_main(int argc, char **argv)
 			return 1;
 	}
 	if (optind != argc - 1)
-		return usage_error(optind == argc ? "img bench: no FILE given" :
-				   "img bench: one FILE only");
+		return usage_error(optind == argc ? "img bench: no FILE given"
+						  : "img bench: one FILE only");
 	o.filename = argv[optind];
 	if (o.flush_interval && !o.write)
 		return usage_error("img bench: --flush-interval is only "

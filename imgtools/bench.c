@@ -30,11 +30,11 @@
 struct bench;
 
 struct slot {
-	struct vbd_req req;	/* first: the callback's req is the slot */
+	struct vbd_req req; /* first: the callback's req is the slot */
 	struct iovec iov;
 	struct bench *b;
-	struct slot *next;	/* on a to-submit list or b->parked */
-	struct slot *tnext;	/* on this thread's trampoline */
+	struct slot *next;  /* on a to-submit list or b->parked */
+	struct slot *tnext; /* on this thread's trampoline */
 };
 
 struct bench {
@@ -45,33 +45,33 @@ struct bench {
 	unsigned interval;
 	enum vbd_op op;
 	bool drain;
-	bool flush_each;	/* writethrough, directsync */
-	bool flush_real;	/* false for cache=unsafe */
+	bool flush_each; /* writethrough, directsync */
+	bool flush_real; /* false for cache=unsafe */
 
 	pthread_mutex_t lock;
 	pthread_cond_t finished_cond;
 	/* Everything below is under lock. */
 	uint64_t next_off;
-	unsigned issued;	/* read/write requests handed to slots */
+	unsigned issued; /* read/write requests handed to slots */
 	unsigned completed;
-	unsigned inflight;	/* submitted and not completed, plus one
-				 * held by the main thread while it starts
-				 * the slots */
+	/* Submitted and not completed, plus one held by the main thread
+	 * while it starts the slots. */
+	unsigned inflight;
 	unsigned last_flush_point; /* `issued` at the last flush point */
-	bool draining;		/* slots park until the flush is done */
-	bool flush_busy;	/* flush_slot is in flight */
-	bool flush_owed;	/* no_drain: a flush point passed while
-				 * flush_slot was busy */
+	bool draining;		   /* slots park until the flush is done */
+	bool flush_busy;	   /* flush_slot is in flight */
+	/* no_drain: a flush point passed while flush_slot was busy. */
+	bool flush_owed;
 	struct slot *parked;
 	uint64_t flushes;
-	int err;		/* first failure, -errno */
+	int err; /* first failure, -errno */
 	enum vbd_op err_op;
 	uint64_t err_off;
 	bool finished;
 	struct timespec end;
 
 	struct slot flush_slot;
-	struct slot *slots;	/* [depth] */
+	struct slot *slots; /* [depth] */
 };
 
 static const char *const cache_names[] = {
@@ -286,11 +286,13 @@ static int check_opts(const struct img_bench_opts *o, struct vs_error **errp)
 	if (o->count > IMG_BENCH_MAX_COUNT)
 		return vs_error_set(errp, EINVAL,
 				    "request count %u is out of range (0 to "
-				    "%u)", o->count, IMG_BENCH_MAX_COUNT);
+				    "%u)",
+				    o->count, IMG_BENCH_MAX_COUNT);
 	if (o->bufsize > IMG_BENCH_MAX_BUFSIZE || o->step > IMG_BENCH_MAX_STEP)
 		return vs_error_set(errp, EINVAL,
 				    "buffer and step size must be at most %u "
-				    "bytes", IMG_BENCH_MAX_BUFSIZE);
+				    "bytes",
+				    IMG_BENCH_MAX_BUFSIZE);
 	if (o->flush_interval && !o->write)
 		return vs_error_set(errp, EINVAL,
 				    "a flush interval is only possible in a "
@@ -304,11 +306,13 @@ static int check_opts(const struct img_bench_opts *o, struct vs_error **errp)
 		return vs_error_set(errp, EINVAL,
 				    "%s: force-share is only possible in a "
 				    "read test (it would let others write "
-				    "while we do)", o->filename);
+				    "while we do)",
+				    o->filename);
 	if (o->aio == VBD_AIO_NATIVE && !cache_direct(o->cache))
 		return vs_error_set(errp, EINVAL,
 				    "%s: aio=native needs O_DIRECT: use cache "
-				    "mode none or directsync", o->filename);
+				    "mode none or directsync",
+				    o->filename);
 	if ((size_t)o->cache >= VS_ARRAY_SIZE(cache_names))
 		return vs_error_set(errp, EINVAL, "unknown cache mode %d",
 				    (int)o->cache);
@@ -414,30 +418,29 @@ static void run(struct bench *b, unsigned depth, struct timespec *start)
 	pthread_mutex_unlock(&b->lock);
 }
 
-static int request_error(const struct bench *b,
-			 const struct img_bench_opts *o,
+static int request_error(const struct bench *b, const struct img_bench_opts *o,
 			 struct vs_error **errp)
 {
-	const char *what = b->err_op == VBD_OP_READ ? "read" :
-			   b->err_op == VBD_OP_WRITE ? "write" : "flush";
+	const char *what = b->err_op == VBD_OP_READ    ? "read"
+			   : b->err_op == VBD_OP_WRITE ? "write"
+						       : "flush";
 
 	if (b->err_op == VBD_OP_FLUSH)
 		return vs_error_set_errno(errp, b->err, "%s: flush failed",
 					  o->filename);
-	if (b->err == -EINVAL && (b->err_off > b->size ||
-				  o->bufsize > b->size - b->err_off))
+	if (b->err == -EINVAL &&
+	    (b->err_off > b->size || o->bufsize > b->size - b->err_off))
 		return vs_error_set(errp, EINVAL,
 				    "%s: %s of %u bytes at offset %llu runs "
 				    "past the end of the image (%llu bytes): "
 				    "choose an offset and step size that keep "
-				    "the requests inside it", o->filename,
-				    what, o->bufsize,
+				    "the requests inside it",
+				    o->filename, what, o->bufsize,
 				    (unsigned long long)b->err_off,
 				    (unsigned long long)b->size);
-	return vs_error_set_errno(errp, b->err,
-				  "%s: %s of %u bytes at offset %llu failed",
-				  o->filename, what, o->bufsize,
-				  (unsigned long long)b->err_off);
+	return vs_error_set_errno(
+		errp, b->err, "%s: %s of %u bytes at offset %llu failed",
+		o->filename, what, o->bufsize, (unsigned long long)b->err_off);
 }
 
 int img_bench_run(const struct img_bench_opts *o,
@@ -449,9 +452,9 @@ int img_bench_run(const struct img_bench_opts *o,
 		.interval = o->write ? o->flush_interval : 0,
 		.op = o->write ? VBD_OP_WRITE : VBD_OP_READ,
 		.drain = !o->no_drain,
-		.flush_each = o->write &&
-			      (o->cache == IMG_BENCH_CACHE_WRITETHROUGH ||
-			       o->cache == IMG_BENCH_CACHE_DIRECTSYNC),
+		.flush_each =
+			o->write && (o->cache == IMG_BENCH_CACHE_WRITETHROUGH ||
+				     o->cache == IMG_BENCH_CACHE_DIRECTSYNC),
 		.flush_real = o->cache != IMG_BENCH_CACHE_UNSAFE,
 		.next_off = o->offset,
 	};
@@ -466,11 +469,13 @@ int img_bench_run(const struct img_bench_opts *o,
 	if (ret < 0)
 		return ret;
 	b.size = vbd_size(b.vbd);
-	if (o->count && (o->offset > b.size || o->bufsize > b.size - o->offset)) {
+	if (o->count &&
+	    (o->offset > b.size || o->bufsize > b.size - o->offset)) {
 		ret = vs_error_set(errp, EINVAL,
 				   "%s: the first request (%u bytes at offset "
 				   "%llu) runs past the end of the image "
-				   "(%llu bytes)", o->filename, o->bufsize,
+				   "(%llu bytes)",
+				   o->filename, o->bufsize,
 				   (unsigned long long)o->offset,
 				   (unsigned long long)b.size);
 		goto out_close;
@@ -499,8 +504,7 @@ int img_bench_run(const struct img_bench_opts *o,
 	if (ret == 0) {
 		*result = (struct img_bench_result){
 			.requests = b.completed,
-			.flushes = b.flushes +
-				   (b.flush_each ? b.completed : 0),
+			.flushes = b.flushes + (b.flush_each ? b.completed : 0),
 			.elapsed_ns = ts_diff_ns(&start, &b.end),
 		};
 	}

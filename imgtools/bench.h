@@ -34,47 +34,48 @@ enum img_bench_cache {
 
 /* Limits: what qemu-img accepts, plus a depth bound that keeps the
  * buffers (DEPTH x BUFSIZE) an amount a host can allocate. */
-#define IMG_BENCH_MAX_COUNT 2147483647u
-#define IMG_BENCH_MAX_DEPTH 65536u
+#define IMG_BENCH_MAX_COUNT   2147483647u
+#define IMG_BENCH_MAX_DEPTH   65536u
 #define IMG_BENCH_MAX_BUFSIZE 2147483647u
-#define IMG_BENCH_MAX_STEP 2147483647u
+#define IMG_BENCH_MAX_STEP    2147483647u
 
 struct img_bench_opts {
 	const char *filename;
-	const char *format;		/* NULL: probe */
-	bool write;			/* write test; default read */
-	unsigned count;			/* requests in all (75000) */
-	unsigned depth;			/* in flight at once (64), >= 1 */
-	uint64_t offset;		/* of the first request (0) */
-	uint32_t bufsize;		/* bytes per request (4096) */
-	uint32_t step;			/* bytes between requests; 0 = bufsize */
-	unsigned flush_interval;	/* write test: flush whenever the
-					 * requests still to send are a multiple
-					 * of this; 0 = never */
-	bool no_drain;			/* flush without waiting for the
-					 * requests in flight first */
-	uint8_t pattern;		/* write test: byte the buffers hold (0) */
-	enum img_bench_cache cache;	/* (writeback) */
-	enum vbd_aio aio;		/* I/O engine (default) */
-	bool force_share;		/* read test: take no lock that keeps
-					 * writers out (qemu-img -U) */
+	const char *format; /* NULL: probe */
+	bool write;	    /* write test; default read */
+	unsigned count;	    /* requests in all (75000) */
+	unsigned depth;	    /* in flight at once (64), >= 1 */
+	uint64_t offset;    /* of the first request (0) */
+	uint32_t bufsize;   /* bytes per request (4096) */
+	uint32_t step;	    /* bytes between requests; 0 = bufsize */
+	/* Write test: flush whenever the requests still to send are a
+	 * multiple of this; 0 = never. */
+	unsigned flush_interval;
+	/* Flush without waiting for the requests in flight first. */
+	bool no_drain;
+	uint8_t pattern;	    /* write test: the byte written (0) */
+	enum img_bench_cache cache; /* (writeback) */
+	enum vbd_aio aio;	    /* I/O engine (default) */
+	/* Read test: take no lock that keeps writers out (qemu-img -U). */
+	bool force_share;
 
 	/*
 	 * Called once the image is open and the options are checked, just
 	 * before the clock starts (the CLI prints its "Sending..." line
 	 * here, after any open error, as qemu-img does).  May be NULL.
 	 */
-	void (*on_start)(const struct img_bench_opts *opts,
-			 uint64_t image_size, void *opaque);
+	void (*on_start)(const struct img_bench_opts *opts, uint64_t image_size,
+			 void *opaque);
 	void *opaque;
 };
 
 struct img_bench_result {
-	uint64_t requests;		/* completed read or write requests */
-	uint64_t flushes;		/* flushes inside the timed run (interval
-					 * and per-write ones) */
-	uint64_t elapsed_ns;		/* first submission to last completion,
-					 * on CLOCK_MONOTONIC */
+	uint64_t requests; /* completed read or write requests */
+	/* Flushes inside the timed run (interval and per-write ones). */
+	uint64_t flushes;
+	/* From the first submission to the last completion, on
+	 * CLOCK_MONOTONIC. */
+	uint64_t elapsed_ns;
 };
 
 /* Fill *opts with qemu-img bench's defaults (filename left NULL). */

@@ -10,7 +10,7 @@ dir=$(mktemp -d /var/tmp/vstor-demo.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+run() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 sed "s|@DIR@|$dir|g" "$top/examples/web1.cfg" >"$dir/web1.cfg"
 step "The domain config ($dir/web1.cfg)"
@@ -36,7 +36,7 @@ run "$VSTOR" img info --output=json "$dir/web1-data.img"
 step "Writing through vstor (io_uring, O_DIRECT), reading back with qemu-io"
 run "$VSTOR" img bench -q -w -c 256 -d 16 -s 64k --pattern=0x5a -t none \
 	-i io_uring -f raw "$dir/web1-data.img"
-run qemu-io -f raw -r -c 'read -P 0x5a 0 16M' "$dir/web1-data.img" | head -n 1
+run qemu-io -f raw -r -c 'read -P 0x5a 0 16M' "$dir/web1-data.img"
 
 step "A second writer is refused while one holds the image"
 "$VSTOR" img bench -w -c 4000000 -d 1 -s 4k -f raw "$dir/web1-root.img" \

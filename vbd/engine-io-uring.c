@@ -1,28 +1,42 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * aio=io_uring: one ring per engine and one reaper thread that waits for
- * completions and calls done().
+ * aio=io_uring: one ring per engine and one reaper thread that hands
+ * requests to the kernel, waits for completions and calls done().
  *
- * The SQ side of the ring is shared by every submitting thread and is
- * guarded by e->lock; the CQ side belongs to the reaper alone, which
- * waits on it without the lock.
+ * Only the reaper ever calls io_uring_enter to submit.  The kernel ties a
+ * request to the task that submitted it: work it punts to io-wq (buffered
+ * writes, in particular) runs on workers of that task and is cancelled
+ * with -ECANCELED when the task exits.  Any thread may call submit() and
+ * then end, but the reaper lives as long as the engine.  The ring itself
+ * is not tied to the thread that creates it (no SINGLE_ISSUER,
+ * DEFER_TASKRUN or COOP_TASKRUN, and that thread submits nothing), so
+ * create() may run on a thread that exits too.
+ *
+ * The SQ side of the ring is shared by every thread and is guarded by
+ * e->lock; the CQ side belongs to the reaper alone, which waits on it
+ * without the lock.
  *
  * Most requests of a busy disk are submitted from inside done(), i.e. on
  * the reaper (a benchmark or a guest queue keeps its depth that way).
- * Those are only queued in the SQ; the reaper hands the whole batch to
- * the kernel with one io_uring_enter after running the callbacks.  Other
- * threads submit at once, since nobody else would.
+ * They are only queued in the SQ; the reaper hands the whole batch to the
+ * kernel with one io_uring_enter after running the callbacks.  Other
+ * threads queue their requests the same way, and wake the reaper if it
+ * sleeps in the kernel: a poll request on the ring watches an eventfd,
+ * and a write to the eventfd completes it.  The write is skipped while
+ * the reaper is awake, as it looks at the SQ before it sleeps again.
  *
- * At most one CQ's worth of requests is given to the kernel, so the CQ
- * can never overflow; the rest wait in e->waiting (FIFO) until
- * completions make room.
+ * At most one CQ's worth of CQEs can be due (requests, and KICK_CQES for
+ * the poll), so the CQ can never overflow; the requests beyond that wait
+ * in e->waiting (FIFO) until completions make room.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -33,8 +47,16 @@
 #define MAX_ENTRIES 4096
 #define REAP_BATCH  64
 
-/* user_data of the NOP that tells the reaper to exit. */
-#define STOP_DATA UINT64_MAX
+/* user_data of the poll request on the eventfd. */
+#define KICK_DATA UINT64_MAX
+/*
+ * The CQ entries the poll may hold at once.  A multishot poll posts one
+ * CQE per write to the eventfd, and there is one write at most until the
+ * reaper has reaped its CQE (see uring_kick_locked); the request may also
+ * end (an error, or the kernel refusing multishot) with a final CQE.  A
+ * one-shot poll posts one CQE and is re-armed only after it is reaped.
+ */
+#define KICK_CQES 2
 /* An eio pointer tagged with this bit was refused before reaching the
  * kernel; it rides on a NOP and completes with -EINVAL. */
 #define INVALID_TAG 1u
@@ -52,10 +74,21 @@ struct uring_engine {
 	struct vbd_engine_base base;
 	struct io_uring ring;
 	pthread_t reaper;
+	int kick_fd;	       /* the eventfd that wakes the reaper */
 	pthread_mutex_t lock;  /* the SQ, and the fields below */
 	unsigned inflight;     /* SQEs prepared and not yet completed */
-	unsigned max_inflight; /* the CQ's size */
+	unsigned max_inflight; /* the CQ's size less KICK_CQES */
 	struct eio_fifo waiting;
+	/*
+	 * The reaper may be blocked in the kernel and will look at the SQ
+	 * only after a CQE: another thread that queues work must write to
+	 * kick_fd (and clear this).
+	 */
+	bool asleep;
+	bool kicked;	   /* kick_fd written, and no poll CQE reaped since */
+	bool poll_armed;   /* a poll on kick_fd is in the SQ or the kernel */
+	bool multishot;	   /* false once the kernel refused it */
+	bool stop;	   /* destroy() from another thread */
 	bool self_destroy; /* destroy() was called by a done() */
 };
 
@@ -124,11 +157,55 @@ static void unlock_sleep_lock(struct uring_engine *e)
 }
 
 /*
- * Give every prepared SQE to the kernel.  A refusal for lack of
- * resources (EAGAIN, or EBUSY while the kernel holds back completions)
- * leaves the SQEs in the ring; if some requests are already in the
- * kernel the reaper retries after their completions, otherwise nobody
- * would, so retry here.
+ * Wake the reaper if it may be blocked in the kernel, after another
+ * thread queued work for it.  The write is made under the lock, so that
+ * no write lands after the reaper reaped a poll CQE that was not its own
+ * (the end of a poll, say): at most one write is unreaped at any time,
+ * which is what KICK_CQES counts on.
+ */
+static void uring_kick_locked(struct uring_engine *e)
+{
+	uint64_t one = 1;
+
+	if (!e->asleep)
+		return;
+	e->asleep = false;
+	e->kicked = true;
+	/* Cannot fail but for EINTR: the count never nears its limit. */
+	while (write(e->kick_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* Reaper only: put a poll on kick_fd in the SQ, if there is room. */
+static void uring_arm_kick_locked(struct uring_engine *e)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+	uint64_t count;
+
+	if (!sqe)
+		return;
+	/*
+	 * A count left from earlier writes would complete the new poll at
+	 * once; those writes were for a reaper that is awake now, and that
+	 * will look at the SQ before it sleeps.
+	 */
+	while (read(e->kick_fd, &count, sizeof(count)) < 0 && errno == EINTR)
+		;
+	e->kicked = false;
+	if (e->multishot)
+		io_uring_prep_poll_multishot(sqe, e->kick_fd, POLLIN);
+	else
+		io_uring_prep_poll_add(sqe, e->kick_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, KICK_DATA);
+	e->poll_armed = true;
+}
+
+/*
+ * Reaper only: give every prepared SQE to the kernel.  A refusal for
+ * lack of resources (EAGAIN, or EBUSY while the kernel holds back
+ * completions) leaves the SQEs in the ring; if some requests are already
+ * in the kernel the reaper retries after their completions, otherwise
+ * nothing would wake it, so retry here.
  */
 static void uring_flush_locked(struct uring_engine *e)
 {
@@ -145,12 +222,18 @@ static void uring_flush_locked(struct uring_engine *e)
 	}
 }
 
-/* Put eio in an SQE; false if the SQ is full even after a flush. */
-static bool uring_queue_sqe(struct uring_engine *e, struct vbd_eio *eio)
+/*
+ * Put eio in an SQE; false if the SQ is full.  The reaper (enter) first
+ * makes room by submitting what the SQ holds.
+ */
+static bool uring_queue_sqe(struct uring_engine *e, struct vbd_eio *eio,
+			    bool enter)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
 
 	if (!sqe) {
+		if (!enter)
+			return false;
 		io_uring_submit(&e->ring);
 		sqe = io_uring_get_sqe(&e->ring);
 		if (!sqe)
@@ -161,24 +244,26 @@ static bool uring_queue_sqe(struct uring_engine *e, struct vbd_eio *eio)
 	return true;
 }
 
-/* Move waiting requests into the SQ while the CQ has room for them. */
+/* Reaper only: move waiting requests into the SQ while the CQ has room
+ * for them. */
 static void uring_drain_waiting_locked(struct uring_engine *e)
 {
 	struct vbd_eio *eio;
 
 	while (e->inflight < e->max_inflight &&
-	       (eio = fifo_peek(&e->waiting)) && uring_queue_sqe(e, eio))
+	       (eio = fifo_peek(&e->waiting)) && uring_queue_sqe(e, eio, true))
 		fifo_pop(&e->waiting);
 }
 
 static void uring_submit(struct vbd_engine *ve, struct vbd_eio *eio)
 {
 	struct uring_engine *e = (struct uring_engine *)ve;
+	bool reaper = reaper_of == e;
 
 	pthread_mutex_lock(&e->lock);
 	/* Requests already waiting go first. */
 	while (e->waiting.len || e->inflight >= e->max_inflight ||
-	       !uring_queue_sqe(e, eio)) {
+	       !uring_queue_sqe(e, eio, reaper)) {
 		if (fifo_push(&e->waiting, eio) == 0)
 			break;
 		/*
@@ -187,14 +272,50 @@ static void uring_submit(struct vbd_engine *ve, struct vbd_eio *eio)
 		 * overflowing completions, IORING_FEAT_NODROP) or wait for
 		 * the kernel to take SQEs.
 		 */
-		if (uring_queue_sqe(e, eio))
+		if (uring_queue_sqe(e, eio, reaper))
 			break;
-		uring_flush_locked(e);
+		if (reaper)
+			uring_flush_locked(e);
+		else
+			uring_kick_locked(e);
 		unlock_sleep_lock(e);
 	}
-	if (reaper_of != e)
-		uring_flush_locked(e);
+	/* The reaper submits its own batch after the callbacks. */
+	if (!reaper)
+		uring_kick_locked(e);
 	pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * Reaper only: hand the kernel what the FIFO and the SQ hold, and say
+ * whether the reaper may block until the next CQE.  The flush and the
+ * decision happen under one hold of the lock, so every submitter either
+ * queued its work before the flush or finds e->asleep set and wakes the
+ * reaper: no wake-up is lost.
+ */
+static bool uring_submit_all_locked(struct uring_engine *e)
+{
+	bool block;
+
+	if (!e->poll_armed)
+		uring_arm_kick_locked(e);
+	uring_drain_waiting_locked(e);
+	uring_flush_locked(e);
+	if (!e->poll_armed) {
+		uring_arm_kick_locked(e);
+		uring_flush_locked(e);
+	}
+	/* The flush may have dropped the lock while a submitter put its
+	 * request in the FIFO without waking anyone. */
+	block = !(e->waiting.len && e->inflight < e->max_inflight &&
+		  io_uring_sq_space_left(&e->ring));
+	/*
+	 * Without a poll (the SQ still full) nothing could be woken, but
+	 * requests are in the kernel then and their CQEs will come.
+	 */
+	e->asleep = block && e->poll_armed && !e->kicked &&
+		    !io_uring_cq_ready(&e->ring);
+	return block;
 }
 
 struct uring_done {
@@ -202,40 +323,52 @@ struct uring_done {
 	ssize_t ret;
 };
 
-/* Take up to REAP_BATCH completions off the CQ, waiting for one if none
- * is there.  Sets *stop when the stop NOP is among them. */
-static unsigned uring_reap(struct uring_engine *e, struct uring_done *out,
-			   bool *stop)
+struct uring_reaped {
+	unsigned n;	 /* completed requests */
+	bool kick;	 /* a CQE of the poll on kick_fd */
+	bool kick_ended; /* ... the poll's last */
+	int kick_res;	 /* ... and its result */
+};
+
+/* Take up to REAP_BATCH completions off the CQ, waiting for one if none is
+ * there and block allows. */
+static void uring_reap(struct uring_engine *e, bool block,
+		       struct uring_done *out, struct uring_reaped *r)
 {
 	struct io_uring_cqe *cqes[REAP_BATCH], *cqe;
-	unsigned n, ndone = 0;
+	unsigned n;
 
+	*r = (struct uring_reaped){0};
 	n = io_uring_peek_batch_cqe(&e->ring, cqes, REAP_BATCH);
 	if (n == 0) {
-		if (io_uring_wait_cqe(&e->ring, &cqe) < 0)
-			return 0;
+		if (!block || io_uring_wait_cqe(&e->ring, &cqe) < 0)
+			return;
 		n = io_uring_peek_batch_cqe(&e->ring, cqes, REAP_BATCH);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t data = cqes[i]->user_data;
 
-		if (data == STOP_DATA) {
-			*stop = true;
+		if (data == KICK_DATA) {
+			r->kick = true;
+			if (!(cqes[i]->flags & IORING_CQE_F_MORE)) {
+				r->kick_ended = true;
+				r->kick_res = cqes[i]->res;
+			}
 			continue;
 		}
-		out[ndone].eio =
+		out[r->n].eio =
 			(struct vbd_eio *)(uintptr_t)(data &
 						      ~(uint64_t)INVALID_TAG);
-		out[ndone].ret = data & INVALID_TAG ? -EINVAL : cqes[i]->res;
-		ndone++;
+		out[r->n].ret = data & INVALID_TAG ? -EINVAL : cqes[i]->res;
+		r->n++;
 	}
 	io_uring_cq_advance(&e->ring, n);
-	return ndone;
 }
 
 static void uring_free(struct uring_engine *e)
 {
 	io_uring_queue_exit(&e->ring);
+	close(e->kick_fd);
 	pthread_mutex_destroy(&e->lock);
 	free(e->waiting.v);
 	free(e);
@@ -245,27 +378,37 @@ static void *uring_reaper(void *arg)
 {
 	struct uring_engine *e = arg;
 	struct uring_done done[REAP_BATCH];
-	bool stop = false;
+	struct uring_reaped r;
 
 	reaper_of = e;
-	while (!stop) {
-		unsigned n;
+	for (;;) {
+		bool block;
 
 		pthread_mutex_lock(&e->lock);
-		uring_drain_waiting_locked(e);
-		uring_flush_locked(e);
+		if (e->stop) {
+			pthread_mutex_unlock(&e->lock);
+			break;
+		}
+		block = uring_submit_all_locked(e);
 		pthread_mutex_unlock(&e->lock);
 
-		n = uring_reap(e, done, &stop);
-		if (n == 0)
-			continue;
+		uring_reap(e, block, done, &r);
 		/* Before the callbacks, so that what they submit finds
 		 * room; the lock also orders the submitters' writes to each
 		 * eio before our reads of it. */
 		pthread_mutex_lock(&e->lock);
-		e->inflight -= n;
+		e->asleep = false;
+		e->inflight -= r.n;
+		if (r.kick)
+			e->kicked = false;
+		if (r.kick_ended) {
+			/* A kernel older than 5.13 refuses multishot. */
+			if (r.kick_res == -EINVAL)
+				e->multishot = false;
+			e->poll_armed = false;
+		}
 		pthread_mutex_unlock(&e->lock);
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < r.n; i++)
 			done[i].eio->done(done[i].eio, done[i].ret);
 		if (e->self_destroy)
 			break;
@@ -302,10 +445,31 @@ static unsigned ring_entries(unsigned depth)
 	return n;
 }
 
+static int uring_setup_error(int ret, unsigned entries, struct vs_error **errp)
+{
+	if (ret == -ENOSYS)
+		return vs_error_set(errp, ret,
+				    "aio=io_uring: this kernel has no io_uring "
+				    "(io_uring_setup: %s); use aio=threads",
+				    strerror(-ret));
+	if (ret == -EPERM)
+		return vs_error_set(errp, ret,
+				    "aio=io_uring: io_uring is forbidden here "
+				    "(io_uring_setup: %s; see the sysctl "
+				    "kernel.io_uring_disabled, or a seccomp "
+				    "filter); use aio=threads",
+				    strerror(-ret));
+	return vs_error_set_errno(errp, ret,
+				  "aio=io_uring: cannot set up a ring "
+				  "of %u entries",
+				  entries);
+}
+
 static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 			struct vs_error **errp)
 {
 	struct uring_engine *e = calloc(1, sizeof(*e));
+	unsigned entries = ring_entries(depth);
 	struct io_uring_params p;
 	int ret;
 
@@ -314,38 +478,31 @@ static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 		return vs_error_set(errp, ENOMEM,
 				    "aio=io_uring: out of memory");
 	e->base.ops = &vbd_engine_io_uring;
+	e->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->kick_fd < 0) {
+		ret = -errno;
+		free(e);
+		return vs_error_set_errno(errp, ret,
+					  "aio=io_uring: cannot create an "
+					  "eventfd");
+	}
 	/* SUBMIT_ALL (Linux 5.18) keeps one bad request from holding back
 	 * the ones behind it in the same io_uring_enter. */
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_SUBMIT_ALL;
-	ret = io_uring_queue_init_params(ring_entries(depth), &e->ring, &p);
+	ret = io_uring_queue_init_params(entries, &e->ring, &p);
 	if (ret == -EINVAL) {
 		memset(&p, 0, sizeof(p));
-		ret = io_uring_queue_init_params(ring_entries(depth), &e->ring,
-						 &p);
+		ret = io_uring_queue_init_params(entries, &e->ring, &p);
 	}
 	if (ret < 0) {
+		close(e->kick_fd);
 		free(e);
-		if (ret == -ENOSYS)
-			return vs_error_set(
-				errp, ret,
-				"aio=io_uring: this kernel has no io_uring "
-				"(io_uring_setup: %s); use aio=threads",
-				strerror(-ret));
-		if (ret == -EPERM)
-			return vs_error_set(
-				errp, ret,
-				"aio=io_uring: io_uring is forbidden here "
-				"(io_uring_setup: %s; see the sysctl "
-				"kernel.io_uring_disabled, or a seccomp "
-				"filter); use aio=threads",
-				strerror(-ret));
-		return vs_error_set_errno(errp, ret,
-					  "aio=io_uring: cannot set up a ring "
-					  "of %u entries",
-					  ring_entries(depth));
+		return uring_setup_error(ret, entries, errp);
 	}
-	e->max_inflight = e->ring.cq.ring_entries;
+	/* The CQ is twice the SQ, and the SQ at least MIN_ENTRIES. */
+	e->max_inflight = e->ring.cq.ring_entries - KICK_CQES;
+	e->multishot = true;
 	pthread_mutex_init(&e->lock, NULL);
 	ret = uring_start_reaper(e);
 	if (ret < 0) {
@@ -361,7 +518,6 @@ static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 static void uring_destroy(struct vbd_engine *ve)
 {
 	struct uring_engine *e = (struct uring_engine *)ve;
-	struct io_uring_sqe *sqe;
 
 	/* From a done(): the reaper cannot join itself, so it cleans up
 	 * once the callback returns. */
@@ -370,15 +526,8 @@ static void uring_destroy(struct vbd_engine *ve)
 		return;
 	}
 	pthread_mutex_lock(&e->lock);
-	while (!(sqe = io_uring_get_sqe(&e->ring))) {
-		uring_flush_locked(e);
-		unlock_sleep_lock(e);
-	}
-	io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, STOP_DATA);
-	/* With nothing in flight, a refused submission is retried here:
-	 * the reaper has nothing else to wake it. */
-	uring_flush_locked(e);
+	e->stop = true;
+	uring_kick_locked(e);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->reaper, NULL);
 	uring_free(e);

@@ -574,6 +574,120 @@ static void test_destroy_in_done(void **state)
 	free(buf);
 }
 
+/*
+ * Threads that submit buffered writes and exit at once, as a short-lived
+ * thread of a client may.  The kernel runs such writes on io-wq workers
+ * that belong to the task that entered them into the ring, and cancels
+ * them (-ECANCELED) when that task exits: the engine must never enter a
+ * request on a caller's thread.  The engine is also created on a thread
+ * that is gone before the first request, since nothing of the ring may
+ * depend on that thread either.
+ */
+#define EXIT_THREADS 4
+#define EXIT_REQS    64
+#define EXIT_LEN     (256 * 1024)
+
+struct exit_create {
+	struct vbd_engine *e;
+	struct vs_error *err;
+	int ret;
+};
+
+static void *exit_create_fn(void *arg)
+{
+	struct exit_create *c = arg;
+	enum vbd_aio chosen = VBD_AIO_DEFAULT;
+
+	/* A depth that lets every request go to the kernel at once. */
+	c->ret = vbd_engine_create(VBD_AIO_IO_URING, EXIT_THREADS * EXIT_REQS,
+				   false, &c->e, &chosen, &c->err);
+	return NULL;
+}
+
+struct exit_job {
+	struct vbd_engine *e;
+	struct rw_req *reqs;
+};
+
+static void *exit_submit_fn(void *arg)
+{
+	struct exit_job *j = arg;
+
+	for (unsigned i = 0; i < EXIT_REQS; i++)
+		submit(j->e, &j->reqs[i].eio);
+	/* No waiting: the requests are still in flight as the thread ends. */
+	return NULL;
+}
+
+static void test_submitters_exit(void **state)
+{
+	const size_t total = EXIT_THREADS * EXIT_REQS;
+	const size_t size = total * EXIT_LEN;
+	uint8_t *data = xalloc(size), *check = xalloc(size);
+	struct rw_req *reqs = calloc(total, sizeof(*reqs));
+	struct tracker t = TRACKER_INIT;
+	struct exit_job jobs[EXIT_THREADS];
+	pthread_t tids[EXIT_THREADS], tid;
+	struct exit_create c = {0};
+	int fd = temp_file(size, false);
+
+	(void)state;
+
+	assert_non_null(reqs);
+	fill_random(data, size, seed + 11);
+	assert_int_equal(pthread_create(&tid, NULL, exit_create_fn, &c), 0);
+	assert_int_equal(pthread_join(tid, NULL), 0);
+	if (c.ret < 0)
+		fail_msg("aio=io_uring: %s",
+			 c.err ? vs_error_msg(c.err) : "(no message)");
+	for (size_t i = 0; i < total; i++) {
+		reqs[i] = (struct rw_req){
+			.eio =
+				{
+					.op = VBD_EIO_WRITE,
+					.fd = fd,
+					.offset = i * EXIT_LEN,
+					.iovcnt = 1,
+					.done = rw_done,
+				},
+			.iov = {{data + i * EXIT_LEN, EXIT_LEN}},
+			.len = EXIT_LEN,
+			.t = &t,
+		};
+		reqs[i].eio.iov = reqs[i].iov;
+		tracker_add(&t);
+	}
+	for (unsigned i = 0; i < EXIT_THREADS; i++) {
+		jobs[i] = (struct exit_job){c.e, reqs + i * EXIT_REQS};
+		assert_int_equal(pthread_create(&tids[i], NULL, exit_submit_fn,
+						&jobs[i]),
+				 0);
+	}
+	for (unsigned i = 0; i < EXIT_THREADS; i++)
+		pthread_join(tids[i], NULL);
+	tracker_wait_below(&t, 1);
+	for (size_t i = 0; i < total; i++) {
+		if (atomic_load(&reqs[i].ndone) != 1)
+			fail_msg("request %zu completed %u times", i,
+				 atomic_load(&reqs[i].ndone));
+		if (reqs[i].ret != (ssize_t)reqs[i].len)
+			fail_msg("write %zu at %llu: got %zd (%s), want %zu", i,
+				 (unsigned long long)reqs[i].eio.offset,
+				 reqs[i].ret,
+				 reqs[i].ret < 0 ? strerror((int)-reqs[i].ret)
+						 : "short",
+				 reqs[i].len);
+	}
+	assert_int_equal(atomic_load(&inline_dones), 0);
+	assert_int_equal(pread(fd, check, size, 0), (ssize_t)size);
+	assert_memory_equal(check, data, size);
+	vbd_engine_destroy(c.e);
+	close(fd);
+	free(reqs);
+	free(check);
+	free(data);
+}
+
 static void test_native_needs_direct(void **state)
 {
 	struct vbd_engine *e = NULL;
@@ -820,6 +934,8 @@ int main(int argc, char **argv)
 		VARIANT_TESTS(test_ebadf, "EBADF"),
 		VARIANT_TESTS(test_eof_and_bad_offset, "EOF and bad offset"),
 		VARIANT_TESTS(test_destroy_in_done, "destroy from done()"),
+		{"io_uring: submitting threads exit at once",
+		 test_submitters_exit, NULL, NULL, NULL},
 		cmocka_unit_test(test_pool),
 	};
 	const char *env = getenv("VSTOR_TEST_SEED");
