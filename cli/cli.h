@@ -19,8 +19,8 @@ struct json_object;
 
 struct cli_verb {
 	const char *name;
-	const char *summary;	/* one line for "vstor help GROUP" */
-	const char *usage;	/* the full help text: synopsis, options,
+	const char *summary; /* one line for "vstor help GROUP" */
+	const char *usage;   /* the full help text: synopsis, options,
 				 * exit status; printed by --help */
 	int (*run)(int argc, char **argv);
 };
@@ -28,7 +28,7 @@ struct cli_verb {
 struct cli_group {
 	const char *name;
 	const char *summary;
-	const struct cli_verb *const *verbs;	/* NULL-terminated */
+	const struct cli_verb *const *verbs; /* NULL-terminated */
 };
 
 /*

@@ -57,16 +57,18 @@ static int img_create_run(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error("img", "create", "img create: no FILE given");
+		return cli_usage_error("img", "create",
+				       "img create: no FILE given");
 	if (backing)
 		return cli_usage_error("img", "create",
 				       "img create: format '%s' does not "
-				       "support backing files", fmt);
+				       "support backing files",
+				       fmt);
 	if (optind + 2 != argc)
-		return cli_usage_error("img", "create",
-				       optind + 1 == argc ?
-				       "img create: no SIZE given" :
-				       "img create: too many arguments");
+		return cli_usage_error(
+			"img", "create",
+			optind + 1 == argc ? "img create: no SIZE given"
+					   : "img create: too many arguments");
 	if (vs_parse_size(argv[optind + 1], &size, "image size", &err) < 0) {
 		vs_error_report(err);
 		return 1;

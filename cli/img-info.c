@@ -48,7 +48,8 @@ static void print_human(struct json_object *o)
 	size = (uint64_t)json_object_get_int64(
 		json_object_object_get(o, "virtual-size"));
 	vs_format_size(size, buf, sizeof(buf));
-	printf("virtual size: %s (%llu bytes)\n", buf, (unsigned long long)size);
+	printf("virtual size: %s (%llu bytes)\n", buf,
+	       (unsigned long long)size);
 	if (json_object_object_get_ex(o, "actual-size", &v)) {
 		vs_format_size((uint64_t)json_object_get_int64(v), buf,
 			       sizeof(buf));
@@ -68,10 +69,10 @@ static void print_human(struct json_object *o)
 static int img_info_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "force-share", no_argument, NULL, 'U' },
-		{ "output", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
+		{"format", required_argument, NULL, 'f'},
+		{"force-share", no_argument, NULL, 'U'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
 	};
 	struct vs_error *err = NULL;
 	struct json_object *o;
@@ -81,12 +82,8 @@ static int img_info_run(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "f:U", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'f':
-			fmt = optarg;
-			break;
-		case 'U':
-			flags |= VBD_O_SHARE;
-			break;
+		case 'f': fmt = optarg; break;
+		case 'U': flags |= VBD_O_SHARE; break;
 		case 'o':
 			json = cli_parse_output("img", "info", optarg);
 			if (json < 0)
@@ -99,8 +96,9 @@ static int img_info_run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("img", "info",
-				       optind == argc ? "img info: no FILE given" :
-				       "img info: one FILE only");
+				       optind == argc
+					       ? "img info: no FILE given"
+					       : "img info: one FILE only");
 	if (img_info(argv[optind], fmt, flags, &o, &err) < 0) {
 		vs_error_report(err);
 		return 1;

@@ -43,7 +43,8 @@ static void print_groups(FILE *out)
 {
 	fputs(main_usage, out);
 	for (int i = 0; groups[i]; i++)
-		fprintf(out, "  %-8s %s\n", groups[i]->name, groups[i]->summary);
+		fprintf(out, "  %-8s %s\n", groups[i]->name,
+			groups[i]->summary);
 	fputs("\nRun 'vstor help GROUP' for the verbs of a group.\n", out);
 }
 
@@ -122,8 +123,8 @@ int cli_parse_output(const char *group, const char *verb, const char *arg)
 		return 1;
 	if (!strcmp(arg, "human"))
 		return 0;
-	cli_usage_error(group, verb,
-			"--output: '%s' is not one of human, json", arg);
+	cli_usage_error(group, verb, "--output: '%s' is not one of human, json",
+			arg);
 	return -1;
 }
 
@@ -146,9 +147,8 @@ static int cmd_help(int argc, char **argv)
 	}
 	v = find_verb(g, argv[2]);
 	if (!v)
-		return cli_usage_error(g->name, NULL,
-				       "unknown verb '%s %s'", g->name,
-				       argv[2]);
+		return cli_usage_error(g->name, NULL, "unknown verb '%s %s'",
+				       g->name, argv[2]);
 	cli_print_usage(v);
 	return 0;
 }
@@ -178,11 +178,11 @@ static int run_verb(const struct cli_group *g, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "debug", required_argument, NULL, 'D' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{"debug", required_argument, NULL, 'D'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cli_group *g;
 	int c;
@@ -190,21 +190,11 @@ int main(int argc, char **argv)
 	/* '+': stop at the first non-option, which is the verb group. */
 	while ((c = getopt_long(argc, argv, "+D:qhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'D':
-			vs_log_debug_enable(optarg);
-			break;
-		case 'q':
-			vs_log_set_quiet(true);
-			break;
-		case 'h':
-			print_groups(stdout);
-			return 0;
-		case 'V':
-			printf("vstor %s\n", VSTOR_VERSION);
-			return 0;
-		default:
-			fputs("Try 'vstor --help'.\n", stderr);
-			return 1;
+		case 'D': vs_log_debug_enable(optarg); break;
+		case 'q': vs_log_set_quiet(true); break;
+		case 'h': print_groups(stdout); return 0;
+		case 'V': printf("vstor %s\n", VSTOR_VERSION); return 0;
+		default: fputs("Try 'vstor --help'.\n", stderr); return 1;
 		}
 	}
 	if (optind >= argc) {

@@ -21,7 +21,7 @@ static inline void vs_closep(int *fd)
 		close(*fd);
 }
 
-#define autofree __attribute__((cleanup(vs_freep)))
+#define autofree  __attribute__((cleanup(vs_freep)))
 #define autoclose __attribute__((cleanup(vs_closep)))
 
 /* Return *pp and set it to NULL, so that a cleanup attribute skips it. */
@@ -38,8 +38,8 @@ static inline void vs_closep(int *fd)
 #define VS_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Round to a power-of-two alignment. */
-#define VS_ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))
-#define VS_ALIGN_UP(x, a) VS_ALIGN_DOWN((x) + (a) - 1, (a))
-#define VS_IS_ALIGNED(x, a) (((x) & ((__typeof__(x))(a) - 1)) == 0)
+#define VS_ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+#define VS_ALIGN_UP(x, a)   VS_ALIGN_DOWN((x) + (a)-1, (a))
+#define VS_IS_ALIGNED(x, a) (((x) & ((__typeof__(x))(a)-1)) == 0)
 
 #endif

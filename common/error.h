@@ -14,8 +14,8 @@
 #include <stdarg.h>
 
 struct vs_error {
-	int code;		/* positive errno value */
-	char msg[];		/* one line, no trailing newline */
+	int code;   /* positive errno value */
+	char msg[]; /* one line, no trailing newline */
 };
 
 /*
@@ -26,8 +26,8 @@ struct vs_error {
  */
 int vs_error_set(struct vs_error **errp, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-int vs_error_setv(struct vs_error **errp, int code, const char *fmt,
-		  va_list ap) __attribute__((format(printf, 3, 0)));
+int vs_error_setv(struct vs_error **errp, int code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* Like vs_error_set, with ": strerror(code)" appended. */
 int vs_error_set_errno(struct vs_error **errp, int code, const char *fmt, ...)

@@ -13,23 +13,23 @@ size_t vs_iov_size(const struct iovec *iov, int iovcnt)
 }
 
 /* Walk the list from `skip`, calling fn on each piece of up to len bytes. */
-#define IOV_WALK(iov, iovcnt, skip, len, base, chunk, done, body)             \
-	do {                                                                  \
-		size_t _skip = (skip);                                        \
-		(done) = 0;                                                   \
-		for (int _i = 0; _i < (iovcnt) && (done) < (len); _i++) {     \
-			if (_skip >= (iov)[_i].iov_len) {                     \
-				_skip -= (iov)[_i].iov_len;                   \
-				continue;                                     \
-			}                                                     \
-			char *base = (char *)(iov)[_i].iov_base + _skip;      \
-			size_t chunk = (iov)[_i].iov_len - _skip;             \
-			if (chunk > (len) - (done))                           \
-				chunk = (len) - (done);                       \
-			_skip = 0;                                            \
-			body;                                                 \
-			(done) += chunk;                                      \
-		}                                                             \
+#define IOV_WALK(iov, iovcnt, skip, len, base, chunk, done, body)         \
+	do {                                                              \
+		size_t _skip = (skip);                                    \
+		(done) = 0;                                               \
+		for (int _i = 0; _i < (iovcnt) && (done) < (len); _i++) { \
+			if (_skip >= (iov)[_i].iov_len) {                 \
+				_skip -= (iov)[_i].iov_len;               \
+				continue;                                 \
+			}                                                 \
+			char *base = (char *)(iov)[_i].iov_base + _skip;  \
+			size_t chunk = (iov)[_i].iov_len - _skip;         \
+			if (chunk > (len) - (done))                       \
+				chunk = (len) - (done);                   \
+			_skip = 0;                                        \
+			body;                                             \
+			(done) += chunk;                                  \
+		}                                                         \
 	} while (0)
 
 size_t vs_iov_to_buf(const struct iovec *iov, int iovcnt, size_t skip,

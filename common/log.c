@@ -36,7 +36,8 @@ bool vs_log_debug_on(const char *module)
 	if (debug_all)
 		return true;
 	for (int i = 0; i < n_debug_modules; i++)
-		if (debug_modules[i] && module && !strcmp(debug_modules[i], module))
+		if (debug_modules[i] && module &&
+		    !strcmp(debug_modules[i], module))
 			return true;
 	return false;
 }
@@ -54,8 +55,8 @@ void vs_log_set_quiet(bool q)
 
 void vs_log(enum vs_log_level level, const char *module, const char *fmt, ...)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	static const char *const tag[] = { "", "warning: ", "", "debug: " };
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	static const char *const tag[] = {"", "warning: ", "", "debug: "};
 	char buf[4096];
 	va_list ap;
 

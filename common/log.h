@@ -32,9 +32,9 @@ void vs_log_to_syslog(void);
 /* Suppress VS_LOG_INFO and VS_LOG_WARN (-q). Errors are always printed. */
 void vs_log_set_quiet(bool quiet);
 
-#define vs_debug(module, ...)                                 \
-	do {                                                  \
-		if (vs_log_debug_on(module))                  \
+#define vs_debug(module, ...)                                      \
+	do {                                                       \
+		if (vs_log_debug_on(module))                       \
 			vs_log(VS_LOG_DEBUG, module, __VA_ARGS__); \
 	} while (0)
 

@@ -64,9 +64,8 @@ static int add_item(struct vs_opts *opts, char *item, struct vs_error **errp)
 	*eq = '\0';
 	for (int i = 0; i < opts->n; i++)
 		if (!strcmp(opts->v[i].key, item))
-			return vs_error_set(errp, EINVAL,
-					    "%s '%s' given twice", opts->what,
-					    item);
+			return vs_error_set(errp, EINVAL, "%s '%s' given twice",
+					    opts->what, item);
 	v = realloc(opts->v, sizeof(*v) * (size_t)(opts->n + 1));
 	if (!v)
 		return -ENOMEM;

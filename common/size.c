@@ -65,9 +65,10 @@ int vs_parse_size(const char *s, uint64_t *out, const char *what,
 		unsigned __int128 f = (unsigned __int128)num << shift;
 
 		if (f % den)
-			return vs_error_set(errp, EINVAL,
-					    "%s '%s' is not a whole number of bytes",
-					    what, s);
+			return vs_error_set(
+				errp, EINVAL,
+				"%s '%s' is not a whole number of bytes", what,
+				s);
 		f /= den;
 		if (whole + (uint64_t)f < whole)
 			goto big;
@@ -78,15 +79,16 @@ int vs_parse_size(const char *s, uint64_t *out, const char *what,
 bad:
 	return vs_error_set(errp, EINVAL,
 			    "%s '%s' is not a size (a number with an optional "
-			    "suffix B, K, M, G, T, P or E)", what, s);
+			    "suffix B, K, M, G, T, P or E)",
+			    what, s);
 big:
 	return vs_error_set(errp, ERANGE, "%s '%s' is too large", what, s);
 }
 
 void vs_format_size(uint64_t size, char *buf, size_t buflen)
 {
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB",
-					    "TiB", "PiB", "EiB" };
+	static const char *const unit[] = {"B",	  "KiB", "MiB", "GiB",
+					   "TiB", "PiB", "EiB"};
 	int i = 0;
 	double v = (double)size;
 

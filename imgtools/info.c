@@ -17,8 +17,7 @@ static void add_str(struct json_object *o, const char *key, const char *v)
 		json_object_object_add(o, key, json_object_new_string(v));
 }
 
-static struct json_object *info_to_json(const char *path,
-					struct vbd_info *info)
+static struct json_object *info_to_json(const char *path, struct vbd_info *info)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -64,7 +63,8 @@ int img_info(const char *path, const char *fmt, unsigned vbd_flags,
 		vbd_close(vbd);
 		return vs_error_set(errp, EINVAL,
 				    "%s: the file is empty (0 bytes): not a "
-				    "disk image", path);
+				    "disk image",
+				    path);
 	}
 	ret = vbd_get_info(vbd, &info, errp);
 	if (ret == 0)

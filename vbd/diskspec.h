@@ -23,23 +23,23 @@ enum vbd_tristate {
 };
 
 struct vbd_spec {
-	char *target;		/* file, device or other target; NULL when
+	char *target;	     /* file, device or other target; NULL when
 				 * absent (an empty cdrom drive) */
-	char *format;		/* "raw" (default), "qcow", "qcow2", "vhd",
+	char *format;	     /* "raw" (default), "qcow", "qcow2", "vhd",
 				 * "vmdk", "vdi", "empty" */
-	char *vdev;		/* virtual device name as written: "xvda1" */
-	long devnum;		/* Xen virtual-device number, -1 if no vdev */
-	bool readonly;		/* access=r|ro; default rw, r for cdrom */
-	bool cdrom;		/* "cdrom", "devtype=cdrom" or "vdev:cdrom" */
-	char *backendtype;	/* backendtype= (phy, tap, qdisk, standalone) */
-	char *backend;		/* backend= driver domain */
-	char *script;		/* script=, or block-NAME from "iscsi:" etc. */
-	char *specification;	/* specification= (xen, virtio) */
-	char *transport;	/* transport= (for specification=virtio) */
-	enum vbd_tristate discard;	/* discard / no-discard */
-	enum vbd_tristate trusted;	/* trusted / untrusted */
-	bool direct_io_safe;	/* direct-io-safe: open with O_DIRECT */
-	char *aio;		/* vstor extension aio=io_uring|native|threads */
+	char *vdev;	     /* virtual device name as written: "xvda1" */
+	long devnum;	     /* Xen virtual-device number, -1 if no vdev */
+	bool readonly;	     /* access=r|ro; default rw, r for cdrom */
+	bool cdrom;	     /* "cdrom", "devtype=cdrom" or "vdev:cdrom" */
+	char *backendtype;   /* backendtype= (phy, tap, qdisk, standalone) */
+	char *backend;	     /* backend= driver domain */
+	char *script;	     /* script=, or block-NAME from "iscsi:" etc. */
+	char *specification; /* specification= (xen, virtio) */
+	char *transport;     /* transport= (for specification=virtio) */
+	enum vbd_tristate discard; /* discard / no-discard */
+	enum vbd_tristate trusted; /* trusted / untrusted */
+	bool direct_io_safe;	   /* direct-io-safe: open with O_DIRECT */
+	char *aio; /* vstor extension aio=io_uring|native|threads */
 };
 
 /*

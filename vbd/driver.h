@@ -80,8 +80,8 @@ struct vbd_driver {
 	 * Read the whole range into iov, or fail with -errno.  Bytes past the
 	 * end of the host file read as zeros.  Required.
 	 */
-	int (*preadv)(struct vbd *vbd, uint64_t offset,
-		      const struct iovec *iov, int iovcnt);
+	int (*preadv)(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		      int iovcnt);
 
 	/* Write the whole range, or fail with -errno.  NULL: read-only. */
 	int (*pwritev)(struct vbd *vbd, uint64_t offset,
@@ -143,13 +143,13 @@ struct vbd_driver {
 
 struct vbd {
 	const struct vbd_driver *drv;
-	void *opaque;			/* the driver's state */
+	void *opaque; /* the driver's state */
 	char *filename;
-	uint64_t size;			/* virtual size, set by open */
-	uint32_t request_align;		/* set by open, default 1 */
-	unsigned flags;			/* effective VBD_O_* */
+	uint64_t size;		/* virtual size, set by open */
+	uint32_t request_align; /* set by open, default 1 */
+	unsigned flags;		/* effective VBD_O_* */
 	bool readonly;
-	enum vbd_aio aio;		/* engine asked for (never DEFAULT
+	enum vbd_aio aio; /* engine asked for (never DEFAULT
 					 * once open) */
 
 	/* In-flight async requests, so that close can wait for them. */

@@ -20,16 +20,16 @@
 struct vbd_engine;
 
 enum vbd_eio_op {
-	VBD_EIO_READ,		/* preadv */
-	VBD_EIO_WRITE,		/* pwritev */
-	VBD_EIO_FDATASYNC,	/* fdatasync(fd) */
+	VBD_EIO_READ,	   /* preadv */
+	VBD_EIO_WRITE,	   /* pwritev */
+	VBD_EIO_FDATASYNC, /* fdatasync(fd) */
 };
 
 struct vbd_eio {
 	enum vbd_eio_op op;
 	int fd;
 	uint64_t offset;
-	const struct iovec *iov;	/* owned by the submitter; must stay
+	const struct iovec *iov; /* owned by the submitter; must stay
 					 * valid until done() */
 	int iovcnt;
 	/*
@@ -39,11 +39,11 @@ struct vbd_eio {
 	 * requests to the same engine.
 	 */
 	void (*done)(struct vbd_eio *eio, ssize_t ret);
-	void *opaque;			/* the submitter's */
+	void *opaque; /* the submitter's */
 };
 
 struct vbd_engine_ops {
-	const char *name;		/* as in aio= */
+	const char *name; /* as in aio= */
 	enum vbd_aio aio;
 	/*
 	 * Create an engine.  `depth` hints how many requests will be in

@@ -7,16 +7,14 @@
 #include "lock.h"
 #include "vbd.h"
 
-#define LOCK_PERM_BASE 100
+#define LOCK_PERM_BASE	 100
 #define LOCK_SHARED_BASE 200
-#define N_PERMS 4
+#define N_PERMS		 4
 
-static const char *const perm_name[N_PERMS] = {
-	"consistent read", "write", "write unchanged", "resize"
-};
+static const char *const perm_name[N_PERMS] = {"consistent read", "write",
+					       "write unchanged", "resize"};
 
-static int lock_byte(int fd, int cmd, short type, off_t byte,
-		     struct flock *fl)
+static int lock_byte(int fd, int cmd, short type, off_t byte, struct flock *fl)
 {
 	*fl = (struct flock){
 		.l_type = type,
@@ -50,11 +48,40 @@ static int lock_fail(const char *filename, int err, struct vs_error **errp)
 				  filename);
 }
 
-int vbd_lock_apply(int fd, const char *filename, unsigned perm,
-		   unsigned shared, struct vs_error **errp)
+/*
+ * Fail with -EBUSY if another open file description holds `byte`: a
+ * byte in the shared range means someone refuses to share permission
+ * `bit` with us, one in the perm range that someone uses a permission we
+ * refuse to share.
+ */
+static int check_free(int fd, const char *filename, off_t byte, int bit,
+		      struct vs_error **errp)
+{
+	bool taken;
+	int ret = byte_taken(fd, byte, &taken);
+
+	if (ret < 0)
+		return lock_fail(filename, ret, errp);
+	if (!taken)
+		return 0;
+	if (byte >= LOCK_SHARED_BASE)
+		return vs_error_set(errp, EBUSY,
+				    "%s: failed to get \"%s\" lock: another "
+				    "process (a running domain, vstor or QEMU) "
+				    "has the image open and does not allow %s",
+				    filename, perm_name[bit], perm_name[bit]);
+	return vs_error_set(errp, EBUSY,
+			    "%s: failed to get shared \"%s\" lock: another "
+			    "process (a running domain, vstor or QEMU) has the "
+			    "image open for %s; use -U (force share) to read "
+			    "it anyway",
+			    filename, perm_name[bit], perm_name[bit]);
+}
+
+int vbd_lock_apply(int fd, const char *filename, unsigned perm, unsigned shared,
+		   struct vs_error **errp)
 {
 	struct flock fl;
-	bool taken;
 	int ret;
 
 	for (int i = 0; i < N_PERMS; i++) {
@@ -76,29 +103,16 @@ int vbd_lock_apply(int fd, const char *filename, unsigned perm,
 	 * other and both fail, rather than both succeeding. */
 	for (int i = 0; i < N_PERMS; i++) {
 		if (perm & (1u << i)) {
-			ret = byte_taken(fd, LOCK_SHARED_BASE + i, &taken);
+			ret = check_free(fd, filename, LOCK_SHARED_BASE + i, i,
+					 errp);
 			if (ret < 0)
-				return lock_fail(filename, ret, errp);
-			if (taken)
-				return vs_error_set(errp, EBUSY,
-					"%s: failed to get \"%s\" lock: another "
-					"process (a running domain, vstor or "
-					"QEMU) has the image open and does not "
-					"allow %s access",
-					filename, perm_name[i], perm_name[i]);
+				return ret;
 		}
 		if (!(shared & (1u << i))) {
-			ret = byte_taken(fd, LOCK_PERM_BASE + i, &taken);
+			ret = check_free(fd, filename, LOCK_PERM_BASE + i, i,
+					 errp);
 			if (ret < 0)
-				return lock_fail(filename, ret, errp);
-			if (taken)
-				return vs_error_set(errp, EBUSY,
-					"%s: failed to get shared \"%s\" lock: "
-					"another process (a running domain, "
-					"vstor or QEMU) has the image open for "
-					"%s; open it read-only with -U "
-					"(force share) to look anyway",
-					filename, perm_name[i], perm_name[i]);
+				return ret;
 		}
 	}
 	return 0;

@@ -26,8 +26,8 @@ enum {
  * lock.  On conflict returns -EBUSY with *errp naming `filename` and the
  * permission.  The locks stay until fd is closed.
  */
-int vbd_lock_apply(int fd, const char *filename, unsigned perm,
-		   unsigned shared, struct vs_error **errp);
+int vbd_lock_apply(int fd, const char *filename, unsigned perm, unsigned shared,
+		   struct vs_error **errp);
 
 /* The permissions an open mode needs and shares (VBD_O_* flags). */
 void vbd_lock_perms(unsigned vbd_flags, bool readonly, unsigned *perm,

@@ -8,8 +8,8 @@
 #define VS_VBD_POOL_H
 
 struct vbd_pool_job {
-	void (*fn)(struct vbd_pool_job *job);	/* runs on a worker */
-	struct vbd_pool_job *next;		/* private to the pool */
+	void (*fn)(struct vbd_pool_job *job); /* runs on a worker */
+	struct vbd_pool_job *next;	      /* private to the pool */
 };
 
 /* Queue a job.  Never fails: if no new worker can be started, the job

@@ -35,10 +35,12 @@ int vbd_probe_format(const char *path, const char **format,
 		if (errno == EISDIR)
 			return vs_error_set(errp, EISDIR,
 					    "%s: is a directory, not a disk "
-					    "image", path);
+					    "image",
+					    path);
 		return vs_error_set_errno(errp, errno,
 					  "%s: cannot read the header at "
-					  "offset 0", path);
+					  "offset 0",
+					  path);
 	}
 	memset(buf + n, 0, sizeof(buf) - (size_t)n);
 	for (int i = 0; d[i]; i++) {

@@ -28,15 +28,15 @@
 #include "engine.h"
 #include "lock.h"
 
-#define BOUNCE_MAX (1u << 20)	/* largest bounce buffer per step */
+#define BOUNCE_MAX   (1u << 20) /* largest bounce buffer per step */
 #define ENGINE_DEPTH 128
 
 struct raw {
 	int fd;
 	bool blockdev;
 	bool direct;
-	uint32_t align;		/* offset and length alignment for O_DIRECT */
-	uint32_t mem_align;	/* buffer alignment for O_DIRECT */
+	uint32_t align;	    /* offset and length alignment for O_DIRECT */
+	uint32_t mem_align; /* buffer alignment for O_DIRECT */
 	/*
 	 * Serializes bounce-buffer read-modify-writes against each other.
 	 * An aligned write racing with a read-modify-write of the same
@@ -46,7 +46,7 @@ struct raw {
 	pthread_mutex_t rmw_lock;
 	pthread_mutex_t engine_lock;
 	struct vbd_engine *engine;
-	int engine_err;		/* set when lazy engine creation failed */
+	int engine_err; /* set when lazy engine creation failed */
 };
 
 static struct raw *raw_of(struct vbd *vbd)
@@ -75,7 +75,8 @@ static int open_fd(struct vbd *vbd, struct vs_error **errp)
 		return vs_error_set(errp, EISDIR,
 				    "%s: is a directory, not a disk image",
 				    vbd->filename);
-	return vs_error_set_errno(errp, errno, "%s: cannot open", vbd->filename);
+	return vs_error_set_errno(errp, errno, "%s: cannot open",
+				  vbd->filename);
 }
 
 static int get_size(struct vbd *vbd, struct raw *s, const struct stat *st,
@@ -90,10 +91,11 @@ static int get_size(struct vbd *vbd, struct raw *s, const struct stat *st,
 	if (!S_ISBLK(st->st_mode))
 		return vs_error_set(errp, EINVAL,
 				    "%s: is a %s, not a regular file or block "
-				    "device", vbd->filename,
-				    S_ISDIR(st->st_mode) ? "directory" :
-				    S_ISCHR(st->st_mode) ? "character device" :
-				    "special file");
+				    "device",
+				    vbd->filename,
+				    S_ISDIR(st->st_mode)   ? "directory"
+				    : S_ISCHR(st->st_mode) ? "character device"
+							   : "special file");
 	if (ioctl(s->fd, BLKGETSIZE64, &size) < 0)
 		return vs_error_set_errno(errp, errno,
 					  "%s: cannot get the device size",
@@ -116,7 +118,8 @@ static void get_dio_align(struct vbd *vbd, struct raw *s)
 	if (statx(s->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
 	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
 		s->align = stx.stx_dio_offset_align;
-		s->mem_align = stx.stx_dio_mem_align ? stx.stx_dio_mem_align : 1;
+		s->mem_align =
+			stx.stx_dio_mem_align ? stx.stx_dio_mem_align : 1;
 		return;
 	}
 #else
@@ -134,14 +137,22 @@ static int engine_get(struct vbd *vbd, struct raw *s, struct vbd_engine **out,
 	enum vbd_aio chosen;
 	int ret = 0;
 
+	/* Set once, read by every request: no lock once it is there. */
+	*out = __atomic_load_n(&s->engine, __ATOMIC_ACQUIRE);
+	if (*out)
+		return 0;
 	pthread_mutex_lock(&s->engine_lock);
 	if (!s->engine && !s->engine_err) {
-		ret = vbd_engine_create(vbd->aio, ENGINE_DEPTH, s->direct,
-					&s->engine, &chosen, errp);
-		if (ret < 0)
+		struct vbd_engine *e = NULL;
+
+		ret = vbd_engine_create(vbd->aio, ENGINE_DEPTH, s->direct, &e,
+					&chosen, errp);
+		if (ret < 0) {
 			s->engine_err = ret;
-		else
+		} else {
 			vbd->aio = chosen;
+			__atomic_store_n(&s->engine, e, __ATOMIC_RELEASE);
+		}
 	}
 	ret = s->engine_err;
 	*out = s->engine;
@@ -185,11 +196,13 @@ static int raw_open(struct vbd *vbd, const struct vbd_spec *spec,
 	if (s->direct) {
 		get_dio_align(vbd, s);
 		if (!s->blockdev && vbd->size % s->align) {
-			ret = vs_error_set(errp, EINVAL,
+			ret = vs_error_set(
+				errp, EINVAL,
 				"%s: size %llu is not a multiple of the "
 				"O_DIRECT block size %u; open it without "
-				"direct I/O (cache=writeback)", vbd->filename,
-				(unsigned long long)vbd->size, s->align);
+				"direct I/O (cache=writeback)",
+				vbd->filename, (unsigned long long)vbd->size,
+				s->align);
 			goto fail;
 		}
 		vbd->request_align = s->align;
@@ -198,7 +211,8 @@ static int raw_open(struct vbd *vbd, const struct vbd_spec *spec,
 		s->mem_align = 1;
 	}
 	if (vbd->aio == VBD_AIO_NATIVE && !s->direct) {
-		ret = vs_error_set(errp, EINVAL,
+		ret = vs_error_set(
+			errp, EINVAL,
 			"%s: aio=native needs O_DIRECT (cache=none or "
 			"direct-io-safe): without it Linux AIO blocks",
 			vbd->filename);
@@ -248,8 +262,8 @@ static ssize_t sys_rw(int fd, bool write, uint64_t off, const struct iovec *iov,
 	if (iovcnt > IOV_MAX)
 		iovcnt = IOV_MAX;
 	do
-		n = write ? pwritev(fd, iov, iovcnt, (off_t)off) :
-			    preadv(fd, iov, iovcnt, (off_t)off);
+		n = write ? pwritev(fd, iov, iovcnt, (off_t)off)
+			  : preadv(fd, iov, iovcnt, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
 }
@@ -326,7 +340,7 @@ static int bounce_read(struct raw *s, uint64_t off, const struct iovec *iov,
 		size_t head = (size_t)(pos - start);
 		size_t n = VS_MIN(len - done, BOUNCE_MAX - head);
 		size_t span = VS_ALIGN_UP(head + n, (size_t)s->align);
-		struct iovec biov = { .iov_base = buf, .iov_len = span };
+		struct iovec biov = {.iov_base = buf, .iov_len = span};
 		int ret = rw_full(s->fd, false, start, &biov, 1, span);
 
 		if (ret < 0)
@@ -340,7 +354,7 @@ static int bounce_read(struct raw *s, uint64_t off, const struct iovec *iov,
 /* Read the aligned block at `start` into buf (zeros past end of file). */
 static int read_block(struct raw *s, uint64_t start, void *buf)
 {
-	struct iovec biov = { .iov_base = buf, .iov_len = s->align };
+	struct iovec biov = {.iov_base = buf, .iov_len = s->align};
 
 	return rw_full(s->fd, false, start, &biov, 1, s->align);
 }
@@ -361,7 +375,7 @@ static int bounce_write(struct raw *s, uint64_t off, const struct iovec *iov,
 		size_t head = (size_t)(pos - start);
 		size_t n = VS_MIN(len - done, BOUNCE_MAX - head);
 		size_t span = VS_ALIGN_UP(head + n, (size_t)s->align);
-		struct iovec biov = { .iov_base = buf, .iov_len = span };
+		struct iovec biov = {.iov_base = buf, .iov_len = span};
 
 		/* Partial first and last blocks keep their old bytes. */
 		if (head)
@@ -380,8 +394,8 @@ static int bounce_write(struct raw *s, uint64_t off, const struct iovec *iov,
 	return ret;
 }
 
-static int raw_preadv(struct vbd *vbd, uint64_t offset,
-		      const struct iovec *iov, int iovcnt)
+static int raw_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		      int iovcnt)
 {
 	struct raw *s = raw_of(vbd);
 	size_t len = vs_iov_size(iov, iovcnt);
@@ -412,7 +426,7 @@ static int raw_flush(struct vbd *vbd)
 static int blk_ioctl_range(int fd, unsigned long cmd, uint64_t off,
 			   uint64_t len)
 {
-	uint64_t range[2] = { off, len };
+	uint64_t range[2] = {off, len};
 
 	return ioctl(fd, cmd, range) < 0 ? -errno : 0;
 }
@@ -445,9 +459,9 @@ static int raw_discard(struct vbd *vbd, uint64_t offset, uint64_t len)
 static int file_zeroes(struct raw *s, uint64_t offset, uint64_t len,
 		       unsigned flags)
 {
-	int mode = (flags & VBD_ZERO_MAY_UNMAP) ?
-		FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE :
-		FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	int mode = (flags & VBD_ZERO_MAY_UNMAP)
+			   ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+			   : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 
 	if (fallocate(s->fd, mode, (off_t)offset, (off_t)len) == 0)
 		return 0;
@@ -461,8 +475,8 @@ static int file_zeroes(struct raw *s, uint64_t offset, uint64_t len,
 /* Sub-sector pieces of a device range are written as zero buffers. */
 static int write_zero_piece(struct vbd *vbd, uint64_t offset, uint64_t len)
 {
-	char zero[512] = { 0 };
-	struct iovec iov = { .iov_base = zero, .iov_len = len };
+	char zero[512] = {0};
+	struct iovec iov = {.iov_base = zero, .iov_len = len};
 
 	return len ? raw_pwritev(vbd, offset, &iov, 1) : 0;
 }
@@ -496,8 +510,8 @@ static int raw_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 {
 	struct raw *s = raw_of(vbd);
 
-	return s->blockdev ? dev_zeroes(vbd, s, offset, len, flags) :
-			     file_zeroes(s, offset, len, flags);
+	return s->blockdev ? dev_zeroes(vbd, s, offset, len, flags)
+			   : file_zeroes(s, offset, len, flags);
 }
 
 static int raw_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
@@ -514,8 +528,8 @@ static int raw_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 	data = lseek(s->fd, (off_t)offset, SEEK_DATA);
 	if (data < 0) {
 		if (errno != ENXIO)
-			return 0;	/* no SEEK_DATA here: all data */
-		data = (off_t)(offset + len);	/* a hole up to the end */
+			return 0;	      /* no SEEK_DATA here: all data */
+		data = (off_t)(offset + len); /* a hole up to the end */
 	}
 	if ((uint64_t)data > offset) {
 		ext->flags = VBD_STATUS_ZERO | VBD_STATUS_ALLOCATED;
@@ -534,7 +548,7 @@ static int raw_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 struct raw_aio {
 	struct vbd_eio eio;
 	struct vbd_req *req;
-	struct iovec *rest;	/* the remainder after a short transfer */
+	struct iovec *rest; /* the remainder after a short transfer */
 };
 
 static void raw_aio_finish(struct raw_aio *a, int ret)
@@ -570,7 +584,8 @@ static void raw_eio_done(struct vbd_eio *eio, ssize_t ret)
 		a->rest = malloc(sizeof(*a->rest) * (size_t)req->iovcnt);
 	cnt = a->rest ? vs_iov_slice(a->rest, req->iovcnt, req->iov,
 				     req->iovcnt, req->done,
-				     req->len - req->done) : -1;
+				     req->len - req->done)
+		      : -1;
 	if (cnt < 0)
 		return raw_aio_finish(a, -ENOMEM);
 	eio->iov = a->rest;
@@ -598,16 +613,18 @@ static void raw_submit(struct vbd *vbd, struct vbd_req *req)
 	if (!a)
 		return vbd_req_complete(req, -ENOMEM);
 	*a = (struct raw_aio){
-		.eio = {
-			.op = req->op == VBD_OP_READ ? VBD_EIO_READ :
-			      req->op == VBD_OP_WRITE ? VBD_EIO_WRITE :
-			      VBD_EIO_FDATASYNC,
-			.fd = s->fd,
-			.offset = req->offset,
-			.iov = req->iov,
-			.iovcnt = req->iovcnt,
-			.done = raw_eio_done,
-		},
+		.eio =
+			{
+				.op = req->op == VBD_OP_READ ? VBD_EIO_READ
+				      : req->op == VBD_OP_WRITE
+					      ? VBD_EIO_WRITE
+					      : VBD_EIO_FDATASYNC,
+				.fd = s->fd,
+				.offset = req->offset,
+				.iov = req->iov,
+				.iovcnt = req->iovcnt,
+				.done = raw_eio_done,
+			},
 		.req = req,
 	};
 	vbd_engine_submit(e, &a->eio);
@@ -629,7 +646,8 @@ static int preallocate(int fd, const char *path, const char *mode,
 		if (fallocate(fd, 0, 0, (off_t)size) < 0)
 			return vs_error_set_errno(errp, errno,
 						  "%s: cannot preallocate %llu "
-						  "bytes", path,
+						  "bytes",
+						  path,
 						  (unsigned long long)size);
 		return 0;
 	}
@@ -641,11 +659,12 @@ static int preallocate(int fd, const char *path, const char *mode,
 			return vs_error_set(errp, ENOMEM, "out of memory");
 		for (off = 0; off < size; off += BOUNCE_MAX) {
 			size_t n = VS_MIN(size - off, (uint64_t)BOUNCE_MAX);
-			struct iovec iov = { .iov_base = buf, .iov_len = n };
+			struct iovec iov = {.iov_base = buf, .iov_len = n};
 			int ret = rw_full(fd, true, off, &iov, 1, n);
 
 			if (ret < 0)
-				return vs_error_set_errno(errp, ret,
+				return vs_error_set_errno(
+					errp, ret,
 					"%s: write failed at offset %llu", path,
 					(unsigned long long)off);
 		}
@@ -653,7 +672,8 @@ static int preallocate(int fd, const char *path, const char *mode,
 	}
 	return vs_error_set(errp, EINVAL,
 			    "%s: preallocation '%s' is not one of off, falloc, "
-			    "full", path, mode);
+			    "full",
+			    path, mode);
 }
 
 static int raw_create(const char *path, uint64_t size, const char *options,
@@ -685,11 +705,13 @@ static int raw_create(const char *path, uint64_t size, const char *options,
 	 * single byte is lost. */
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		ret = vs_error_set_errno(errp, errno, "%s: cannot create", path);
+		ret = vs_error_set_errno(errp, errno, "%s: cannot create",
+					 path);
 		goto out;
 	}
-	ret = vbd_lock_apply(fd, path, VBD_PERM_CONSISTENT_READ |
-			     VBD_PERM_WRITE | VBD_PERM_RESIZE,
+	ret = vbd_lock_apply(fd, path,
+			     VBD_PERM_CONSISTENT_READ | VBD_PERM_WRITE |
+				     VBD_PERM_RESIZE,
 			     VBD_PERM_CONSISTENT_READ, errp);
 	if (ret < 0)
 		goto out;
@@ -704,8 +726,8 @@ static int raw_create(const char *path, uint64_t size, const char *options,
 		if (size > devsize)
 			ret = vs_error_set(errp, ENOSPC,
 					   "%s: the device holds %llu bytes, "
-					   "less than the %llu asked for", path,
-					   (unsigned long long)devsize,
+					   "less than the %llu asked for",
+					   path, (unsigned long long)devsize,
 					   (unsigned long long)size);
 		goto out;
 	}

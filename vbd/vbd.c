@@ -18,9 +18,8 @@
 #include "probe.h"
 
 /* Formats a disk spec may name that have no driver in this build. */
-static const char *const planned_formats[] = {
-	"qcow", "qcow2", "vhd", "vmdk", "vdi", NULL
-};
+static const char *const planned_formats[] = {"qcow", "qcow2", "vhd",
+					      "vmdk", "vdi",   NULL};
 
 static int find_driver(const char *format, const char *path,
 		       const struct vbd_driver **out, struct vs_error **errp)
@@ -35,8 +34,8 @@ static int find_driver(const char *format, const char *path,
 		if (!strcmp(format, planned_formats[i]))
 			return vs_error_set(errp, ENOTSUP,
 					    "%s: format '%s' is not supported "
-					    "by this build of vstor", path,
-					    format);
+					    "by this build of vstor",
+					    path, format);
 	names = vbd_driver_names();
 	for (int i = 0; names[i]; i++) {
 		if (i)
@@ -69,8 +68,8 @@ int vbd_open(const struct vbd_spec *spec, unsigned flags, enum vbd_aio aio,
 				    spec->vdev ? spec->vdev : "(unnamed)");
 	if (!format) {
 		if (!(flags & VBD_O_PROBE))
-			return vs_error_set(errp, EINVAL,
-					    "%s: no format given", spec->target);
+			return vs_error_set(errp, EINVAL, "%s: no format given",
+					    spec->target);
 		ret = vbd_probe_format(spec->target, &format, errp);
 		if (ret < 0)
 			return ret;
@@ -202,14 +201,14 @@ int vbd_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 
 int vbd_pread(struct vbd *vbd, uint64_t offset, void *buf, size_t len)
 {
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
 
 	return vbd_preadv(vbd, offset, &iov, 1);
 }
 
 int vbd_pwrite(struct vbd *vbd, uint64_t offset, const void *buf, size_t len)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 
 	return vbd_pwritev(vbd, offset, &iov, 1);
 }
@@ -249,7 +248,7 @@ static int write_zero_buffers(struct vbd *vbd, uint64_t offset, uint64_t len)
 		return -ENOMEM;
 	while (len) {
 		size_t n = len < ZERO_BUF_SIZE ? len : ZERO_BUF_SIZE;
-		struct iovec iov = { .iov_base = zero_buf, .iov_len = n };
+		struct iovec iov = {.iov_base = zero_buf, .iov_len = n};
 		int ret = vbd->drv->pwritev(vbd, offset, &iov, 1);
 
 		if (ret < 0)
@@ -269,8 +268,9 @@ int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 		return ret;
 	if (!vbd->drv->pwritev)
 		return -EROFS;
-	ret = vbd->drv->write_zeroes ?
-		vbd->drv->write_zeroes(vbd, offset, len, flags) : -ENOTSUP;
+	ret = vbd->drv->write_zeroes
+		      ? vbd->drv->write_zeroes(vbd, offset, len, flags)
+		      : -ENOTSUP;
 	if (ret != -ENOTSUP || (flags & VBD_ZERO_NO_FALLBACK))
 		return ret;
 	return write_zero_buffers(vbd, offset, len);
@@ -294,12 +294,11 @@ int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 		return 0;
 	ret = vbd->drv->block_status(vbd, offset, len, ext);
 	if (ret == 0 && (ext->length == 0 || ext->length > len))
-		return -EIO;	/* a driver bug must not loop the caller */
+		return -EIO; /* a driver bug must not loop the caller */
 	return ret;
 }
 
-int vbd_get_info(struct vbd *vbd, struct vbd_info *info,
-		 struct vs_error **errp)
+int vbd_get_info(struct vbd *vbd, struct vbd_info *info, struct vs_error **errp)
 {
 	struct stat st;
 
@@ -327,7 +326,8 @@ int vbd_create(const char *path, const char *format, uint64_t size,
 	if (size > INT64_MAX)
 		return vs_error_set(errp, EFBIG,
 				    "%s: size %llu is larger than the largest "
-				    "file size", path, (unsigned long long)size);
+				    "file size",
+				    path, (unsigned long long)size);
 	return drv->create(path, size, options, errp);
 }
 
@@ -355,15 +355,16 @@ static int run_sync(struct vbd *vbd, struct vbd_req *req)
 {
 	switch (req->op) {
 	case VBD_OP_READ:
-		return vbd->drv->preadv(vbd, req->offset, req->iov, req->iovcnt);
+		return vbd->drv->preadv(vbd, req->offset, req->iov,
+					req->iovcnt);
 	case VBD_OP_WRITE:
 		return vbd->drv->pwritev(vbd, req->offset, req->iov,
 					 req->iovcnt);
-	case VBD_OP_FLUSH:
-		return vbd->drv->flush ? vbd->drv->flush(vbd) : 0;
+	case VBD_OP_FLUSH: return vbd->drv->flush ? vbd->drv->flush(vbd) : 0;
 	case VBD_OP_DISCARD:
-		return vbd->drv->discard ?
-			vbd->drv->discard(vbd, req->offset, req->len) : 0;
+		return vbd->drv->discard
+			       ? vbd->drv->discard(vbd, req->offset, req->len)
+			       : 0;
 	case VBD_OP_WRITE_ZEROES:
 		return vbd_write_zeroes(vbd, req->offset, req->len, req->flags);
 	}
@@ -402,8 +403,7 @@ static int check_req(struct vbd *vbd, struct vbd_req *req)
 		if (!vbd->drv->pwritev)
 			return -EROFS;
 		return check_write(vbd, req->offset, req->len);
-	case VBD_OP_FLUSH:
-		return 0;
+	case VBD_OP_FLUSH: return 0;
 	case VBD_OP_DISCARD:
 	case VBD_OP_WRITE_ZEROES:
 		if (!vbd->drv->pwritev)

@@ -25,23 +25,23 @@ struct json_object;
 
 /* Open flags. */
 enum {
-	VBD_O_RDONLY = 1u << 0,	/* read-only even if the spec says rw */
-	VBD_O_DIRECT = 1u << 1,	/* O_DIRECT (also from direct-io-safe) */
+	VBD_O_RDONLY = 1u << 0, /* read-only even if the spec says rw */
+	VBD_O_DIRECT = 1u << 1, /* O_DIRECT (also from direct-io-safe) */
 	VBD_O_SHARE = 1u << 2,	/* force-share: take no image locks that
 				 * keep others out (qemu-img -U) */
 	VBD_O_PROBE = 1u << 3,	/* the spec's format may be NULL: probe it
 				 * (image tools only, never guest disks) */
-	VBD_O_NOLOCK = 1u << 4,	/* take no locks at all (backing files that
+	VBD_O_NOLOCK = 1u << 4, /* take no locks at all (backing files that
 				 * the parent already locks, tests) */
 };
 
 /* I/O engines, named as QEMU names its aio= values. */
 enum vbd_aio {
-	VBD_AIO_DEFAULT = 0,	/* io_uring, or threads where io_uring is
+	VBD_AIO_DEFAULT = 0, /* io_uring, or threads where io_uring is
 				 * unavailable */
 	VBD_AIO_IO_URING,
-	VBD_AIO_NATIVE,		/* Linux AIO (libaio); needs O_DIRECT */
-	VBD_AIO_THREADS,	/* a pool of worker threads */
+	VBD_AIO_NATIVE,	 /* Linux AIO (libaio); needs O_DIRECT */
+	VBD_AIO_THREADS, /* a pool of worker threads */
 };
 
 int vbd_aio_from_name(const char *name, enum vbd_aio *out,
@@ -65,7 +65,7 @@ int vbd_open_file(const char *path, const char *format, unsigned flags,
 void vbd_close(struct vbd *vbd);
 
 /* Facts about an open vbd. */
-uint64_t vbd_size(const struct vbd *vbd);	/* virtual size in bytes */
+uint64_t vbd_size(const struct vbd *vbd); /* virtual size in bytes */
 const char *vbd_filename(const struct vbd *vbd);
 const char *vbd_format(const struct vbd *vbd);
 bool vbd_readonly(const struct vbd *vbd);
@@ -90,7 +90,7 @@ int vbd_discard(struct vbd *vbd, uint64_t offset, uint64_t len);
 
 enum {
 	VBD_ZERO_MAY_UNMAP = 1u << 0,	/* may deallocate (punch a hole) */
-	VBD_ZERO_NO_FALLBACK = 1u << 1,	/* fail with -ENOTSUP rather than
+	VBD_ZERO_NO_FALLBACK = 1u << 1, /* fail with -ENOTSUP rather than
 					 * writing zero buffers */
 };
 /* The range reads back as zeros afterwards. */
@@ -101,16 +101,16 @@ int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 enum {
 	VBD_STATUS_DATA = 1u << 0,	/* bytes are stored at this layer */
 	VBD_STATUS_ZERO = 1u << 1,	/* reads return zeros */
-	VBD_STATUS_ALLOCATED = 1u << 2,	/* decided at this layer, not by a
+	VBD_STATUS_ALLOCATED = 1u << 2, /* decided at this layer, not by a
 					 * backing file */
 };
 
 struct vbd_extent {
-	uint64_t length;	/* bytes from the queried offset with the same
+	uint64_t length;     /* bytes from the queried offset with the same
 				 * status (> 0, may be less than asked) */
-	unsigned flags;		/* VBD_STATUS_* */
-	unsigned depth;		/* 0 = this image, 1 = its backing file... */
-	int64_t host_offset;	/* where the data lives in the host file,
+	unsigned flags;	     /* VBD_STATUS_* */
+	unsigned depth;	     /* 0 = this image, 1 = its backing file... */
+	int64_t host_offset; /* where the data lives in the host file,
 				 * -1 if not known or not stored */
 };
 
@@ -138,16 +138,16 @@ enum vbd_op {
 struct vbd_req {
 	enum vbd_op op;
 	uint64_t offset;
-	uint64_t len;			/* DISCARD, WRITE_ZEROES */
-	unsigned flags;			/* WRITE_ZEROES: VBD_ZERO_* */
-	const struct iovec *iov;	/* READ, WRITE */
+	uint64_t len;		 /* DISCARD, WRITE_ZEROES */
+	unsigned flags;		 /* WRITE_ZEROES: VBD_ZERO_* */
+	const struct iovec *iov; /* READ, WRITE */
 	int iovcnt;
 	void (*cb)(struct vbd_req *req, int ret);
-	void *opaque;			/* the caller's */
+	void *opaque; /* the caller's */
 
 	/* Private to vbd/ and its drivers. */
 	struct vbd *vbd;
-	size_t done;			/* bytes transferred so far */
+	size_t done; /* bytes transferred so far */
 	void *priv;
 };
 
@@ -161,14 +161,14 @@ void vbd_submit(struct vbd *vbd, struct vbd_req *req);
 struct vbd_info {
 	const char *format;
 	uint64_t virtual_size;
-	int64_t actual_size;		/* bytes allocated on the host, -1 if
+	int64_t actual_size;	  /* bytes allocated on the host, -1 if
 					 * unknown */
-	uint32_t cluster_size;		/* 0 if the format has none */
-	const char *backing_file;	/* NULL if none */
+	uint32_t cluster_size;	  /* 0 if the format has none */
+	const char *backing_file; /* NULL if none */
 	const char *backing_format;
 	bool dirty;
 	bool encrypted;
-	struct json_object *specific;	/* owned by the caller of
+	struct json_object *specific; /* owned by the caller of
 					 * vbd_get_info; may stay NULL */
 };
 

@@ -87,7 +87,8 @@ static void test_opts(void **state)
 	bool b = false;
 
 	assert_int_equal(vs_opts_parse("cluster_size=64k,lazy=on,name=a,,b",
-				       "qcow2 option", &o, &err), 0);
+				       "qcow2 option", &o, &err),
+			 0);
 	assert_int_equal(vs_opts_get_size(o, "cluster_size", &sz, &err), 0);
 	assert_int_equal(sz, 65536);
 	assert_int_equal(vs_opts_get_bool(o, "lazy", &b, &err), 0);
@@ -97,8 +98,8 @@ static void test_opts(void **state)
 	assert_int_equal(vs_opts_check_used(o, &err), 0);
 	vs_opts_free(o);
 
-	assert_int_equal(vs_opts_parse("a=1,b=2", "raw format option", &o,
-				       &err), 0);
+	assert_int_equal(
+		vs_opts_parse("a=1,b=2", "raw format option", &o, &err), 0);
 	vs_opts_get(o, "a");
 	assert_int_equal(vs_opts_check_used(o, &err), -EINVAL);
 	assert_string_equal(vs_error_msg(err), "unknown raw format option 'b'");
@@ -125,7 +126,7 @@ static void test_opts(void **state)
 static void test_iov(void **state)
 {
 	char a[5] = "abcde", b[3] = "fgh", c[4] = "ijkl", out[12];
-	struct iovec iov[3] = { { a, 5 }, { b, 3 }, { c, 4 } }, sl[3];
+	struct iovec iov[3] = {{a, 5}, {b, 3}, {c, 4}}, sl[3];
 	int n;
 
 	assert_int_equal(vs_iov_size(iov, 3), 12);

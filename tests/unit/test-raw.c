@@ -25,7 +25,7 @@
 
 struct fixture {
 	char path[64];
-	uint8_t *ref;		/* what the file should hold */
+	uint8_t *ref; /* what the file should hold */
 };
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -93,13 +93,15 @@ static void test_open_errors(void **state)
 	struct vs_error *err = NULL;
 	struct vbd *vbd = NULL;
 
-	assert_int_equal(vbd_open_file("/nonexistent/x.img", "raw", 0, &vbd,
-				       &err), -ENOENT);
+	assert_int_equal(
+		vbd_open_file("/nonexistent/x.img", "raw", 0, &vbd, &err),
+		-ENOENT);
 	assert_non_null(strstr(vs_error_msg(err), "/nonexistent/x.img"));
 	vs_error_free(err);
 	err = NULL;
-	assert_int_equal(vbd_open_file("/var/tmp", "raw", VBD_O_RDONLY, &vbd,
-				       &err), -EINVAL);
+	assert_int_equal(
+		vbd_open_file("/var/tmp", "raw", VBD_O_RDONLY, &vbd, &err),
+		-EINVAL);
 	assert_non_null(strstr(vs_error_msg(err), "directory"));
 	vs_error_free(err);
 	err = NULL;
@@ -180,8 +182,8 @@ static void test_zeroes_and_status(void **state)
 	uint8_t buf[8192];
 
 	/* Unmapping zeroes leave a hole that block status reports. */
-	assert_int_equal(vbd_write_zeroes(vbd, 1 << 20, 1 << 20,
-					  VBD_ZERO_MAY_UNMAP), 0);
+	assert_int_equal(
+		vbd_write_zeroes(vbd, 1 << 20, 1 << 20, VBD_ZERO_MAY_UNMAP), 0);
 	memset(f->ref + (1 << 20), 0, 1 << 20);
 	assert_int_equal(vbd_block_status(vbd, 1 << 20, 1 << 20, &ext), 0);
 	assert_int_equal(ext.flags & (VBD_STATUS_DATA | VBD_STATUS_ZERO),
@@ -196,7 +198,7 @@ static void test_zeroes_and_status(void **state)
 	memset(f->ref + 3000001, 0, 77777);
 	assert_int_equal(vbd_discard(vbd, 2 << 20, 4096), 0);
 	assert_int_equal(vbd_pread(vbd, 2 << 20, buf, 4096), 0);
-	memcpy(f->ref + (2 << 20), buf, 4096);	/* discard: anything goes */
+	memcpy(f->ref + (2 << 20), buf, 4096); /* discard: anything goes */
 	vbd_close(vbd);
 	check_file(f);
 }
@@ -229,7 +231,7 @@ static void test_locks(void **state)
 	vs_error_free(err);
 	vbd_close(r1);
 	vbd_close(r2);
-	w = open_img(f, 0);	/* free again once the readers are gone */
+	w = open_img(f, 0); /* free again once the readers are gone */
 	vbd_close(w);
 }
 
@@ -254,10 +256,10 @@ static void async_cb(struct vbd_req *req, int ret)
 
 static void async_rw(struct fixture *f, enum vbd_aio aio, unsigned flags)
 {
-	struct async_ctx c = { PTHREAD_MUTEX_INITIALIZER,
-			       PTHREAD_COND_INITIALIZER, 0, 0 };
-	struct vbd_spec spec = { .target = f->path, .format = "raw",
-				 .devnum = -1 };
+	struct async_ctx c = {PTHREAD_MUTEX_INITIALIZER,
+			      PTHREAD_COND_INITIALIZER, 0, 0};
+	struct vbd_spec spec = {
+		.target = f->path, .format = "raw", .devnum = -1};
 	enum { N = 64 };
 	struct vbd_req req[N];
 	struct iovec iov[N];
@@ -271,17 +273,21 @@ static void async_rw(struct fixture *f, enum vbd_aio aio, unsigned flags)
 	/* Half aligned, half not: both engine and bounce paths. */
 	c.pending = N;
 	for (int i = 0; i < N; i++) {
-		size_t len = (i & 1) ? 4096u * (1u + (unsigned)i % 16) :
-				       1 + rnd() % 65535;
-		uint64_t off = (uint64_t)i * 65536 + ((i & 1) ? 0u : rnd() % 512);
+		size_t len = (i & 1) ? 4096u * (1u + (unsigned)i % 16)
+				     : 1 + rnd() % 65535;
+		uint64_t off =
+			(uint64_t)i * 65536 + ((i & 1) ? 0u : rnd() % 512);
 
 		for (size_t j = 0; j < len; j++)
 			bufs[i * 65536 + j] = (uint8_t)rnd();
 		memcpy(f->ref + off, bufs + i * 65536, len);
-		iov[i] = (struct iovec){ bufs + i * 65536, len };
-		req[i] = (struct vbd_req){ .op = VBD_OP_WRITE, .offset = off,
-					   .iov = &iov[i], .iovcnt = 1,
-					   .cb = async_cb, .opaque = &c };
+		iov[i] = (struct iovec){bufs + i * 65536, len};
+		req[i] = (struct vbd_req){.op = VBD_OP_WRITE,
+					  .offset = off,
+					  .iov = &iov[i],
+					  .iovcnt = 1,
+					  .cb = async_cb,
+					  .opaque = &c};
 	}
 	for (int i = 0; i < N; i++)
 		vbd_submit(vbd, &req[i]);
@@ -290,8 +296,8 @@ static void async_rw(struct fixture *f, enum vbd_aio aio, unsigned flags)
 		pthread_cond_wait(&c.cond, &c.lock);
 	c.pending = 1;
 	pthread_mutex_unlock(&c.lock);
-	req[0] = (struct vbd_req){ .op = VBD_OP_FLUSH, .cb = async_cb,
-				   .opaque = &c };
+	req[0] = (struct vbd_req){
+		.op = VBD_OP_FLUSH, .cb = async_cb, .opaque = &c};
 	vbd_submit(vbd, &req[0]);
 	/* A request past the end fails at once, through its callback. */
 	pthread_mutex_lock(&c.lock);
@@ -299,9 +305,12 @@ static void async_rw(struct fixture *f, enum vbd_aio aio, unsigned flags)
 		pthread_cond_wait(&c.cond, &c.lock);
 	c.pending = 1;
 	pthread_mutex_unlock(&c.lock);
-	req[1] = (struct vbd_req){ .op = VBD_OP_READ, .offset = IMG_SIZE,
-				   .iov = &iov[1], .iovcnt = 1,
-				   .cb = async_cb, .opaque = &c };
+	req[1] = (struct vbd_req){.op = VBD_OP_READ,
+				  .offset = IMG_SIZE,
+				  .iov = &iov[1],
+				  .iovcnt = 1,
+				  .cb = async_cb,
+				  .opaque = &c};
 	vbd_submit(vbd, &req[1]);
 	assert_int_equal(c.pending, 0);
 	assert_int_equal(c.errors, 1);
@@ -328,8 +337,8 @@ static void test_async_uring_direct(void **state)
 static void test_async_native(void **state)
 {
 	struct fixture *f = *state;
-	struct vbd_spec spec = { .target = f->path, .format = "raw",
-				 .devnum = -1 };
+	struct vbd_spec spec = {
+		.target = f->path, .format = "raw", .devnum = -1};
 	struct vs_error *err = NULL;
 	struct vbd *vbd = NULL;
 
@@ -352,12 +361,14 @@ static void test_create(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 5 << 20);
 	assert_int_equal(st.st_blocks, 0);
-	assert_int_equal(vbd_create(path, "raw", 1 << 20,
-				    "preallocation=falloc", &err), 0);
+	assert_int_equal(
+		vbd_create(path, "raw", 1 << 20, "preallocation=falloc", &err),
+		0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_blocks * 512 >= 1 << 20);
-	assert_int_equal(vbd_create(path, "raw", 1 << 20, "cluster_size=4k",
-				    &err), -EINVAL);
+	assert_int_equal(
+		vbd_create(path, "raw", 1 << 20, "cluster_size=4k", &err),
+		-EINVAL);
 	assert_string_equal(vs_error_msg(err),
 			    "unknown raw format option 'cluster_size'");
 	vs_error_free(err);
@@ -368,15 +379,23 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_errors),
-		cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_direct_bounce, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_buffered_rw, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_zeroes_and_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_checks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_direct_bounce, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_rw, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zeroes_and_status, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_default, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_threads_direct, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_uring_direct, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_native, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_default, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_async_threads_direct,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_uring_direct, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_async_native, setup,
+						teardown),
 		cmocka_unit_test(test_create),
 	};
 
