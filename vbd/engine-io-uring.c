@@ -7,10 +7,10 @@
  * request to the task that submitted it: work it punts to io-wq (buffered
  * writes, in particular) runs on workers of that task and is cancelled
  * with -ECANCELED when the task exits.  Any thread may call submit() and
- * then end, but the reaper lives as long as the engine.  The ring itself
- * is not tied to the thread that creates it (no SINGLE_ISSUER,
- * DEFER_TASKRUN or COOP_TASKRUN, and that thread submits nothing), so
- * create() may run on a thread that exits too.
+ * then end, but the reaper lives as long as the engine.  Nothing ties
+ * the ring to the thread that creates it: that thread submits nothing,
+ * and the ring is set up without SINGLE_ISSUER or DEFER_TASKRUN (which
+ * bind it to one task), so create() may run on a thread that exits too.
  *
  * The SQ side of the ring is shared by every thread and is guarded by
  * e->lock; the CQ side belongs to the reaper alone, which waits on it
