@@ -46,6 +46,16 @@
 #define MIN_ENTRIES 16
 #define MAX_ENTRIES 4096
 #define REAP_BATCH  64
+/*
+ * Callbacks run between two submissions of what they queued.  A device
+ * keeps busier with a steady trickle than with bursts of up to
+ * REAP_BATCH, and batching still saves system calls where the CPU is the
+ * limit.  Measured on a virtio disk, 4 KiB reads at depth 32: O_DIRECT
+ * went from about 0.9 of qemu-img's IOPS (bursts of 64) to about 1.0;
+ * page-cache reads stay 2.5 to 3 times qemu-img's.  Submitting after
+ * every callback (as QEMU does) measured no better on the disk.
+ */
+#define SUBMIT_EVERY 4
 
 /* user_data of the poll request on the eventfd. */
 #define KICK_DATA UINT64_MAX
@@ -408,8 +418,17 @@ static void *uring_reaper(void *arg)
 			e->poll_armed = false;
 		}
 		pthread_mutex_unlock(&e->lock);
-		for (unsigned i = 0; i < r.n; i++)
+		for (unsigned i = 0; i < r.n; i++) {
 			done[i].eio->done(done[i].eio, done[i].ret);
+			/* Hand what the callbacks queued to the kernel every
+			 * SUBMIT_EVERY of them, not after the whole batch. */
+			if ((i + 1) % SUBMIT_EVERY == 0 && i + 1 < r.n &&
+			    io_uring_sq_ready(&e->ring)) {
+				pthread_mutex_lock(&e->lock);
+				uring_flush_locked(e);
+				pthread_mutex_unlock(&e->lock);
+			}
+		}
 		if (e->self_destroy)
 			break;
 	}
@@ -473,7 +492,6 @@ static int uring_create(struct vbd_engine **out, unsigned depth, bool direct,
 	struct io_uring_params p;
 	int ret;
 
-	(void)direct;
 	if (!e)
 		return vs_error_set(errp, ENOMEM,
 				    "aio=io_uring: out of memory");
