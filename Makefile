@@ -103,7 +103,7 @@ build-clang: | deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang \
 		$(BUILD)/clang/vstor unit tools
 
-check: all tools fuzz unit unit-asan build-clang
+check: format-check all tools fuzz unit unit-asan build-clang
 	$(Q)VSTOR=$(abspath $(VSTOR)) TOOLS=$(abspath $(BUILD)/tests/tools) \
 	 FUZZ=$(abspath $(BUILD)/fuzz) \
 	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \
@@ -141,8 +141,9 @@ $(BUILD)/man/%.1: docs/%.pod
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRCS)
-format-check:
-	clang-format --dry-run -Werror $(FORMAT_SRCS)
+format-check: | deps
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS) || \
+		{ echo "make format-check: run 'make format'" >&2; exit 1; }
 
 clean:
 	rm -rf $(BUILD)

@@ -73,13 +73,15 @@ static int img_create_run(int argc, char **argv)
 		vs_error_report(err);
 		return 1;
 	}
-	if (!quiet)
-		printf("Formatting '%s', fmt=%s size=%llu\n", argv[optind], fmt,
-		       (unsigned long long)size);
 	if (vbd_create(argv[optind], fmt, size, options, &err) < 0) {
 		vs_error_report(err);
 		return 1;
 	}
+	/* After the fact, unlike qemu-img: a refused create must not look
+	 * as if it had begun. */
+	if (!quiet)
+		printf("Formatting '%s', fmt=%s size=%llu\n", argv[optind], fmt,
+		       (unsigned long long)size);
 	return 0;
 }
 

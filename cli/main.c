@@ -90,8 +90,11 @@ int cli_usage_error(const char *group, const char *verb, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	vs_log(VS_LOG_ERROR, NULL, "%s", msg);
-	fprintf(stderr, "Try 'vstor help %s%s%s'.\n", group ? group : "",
-		verb ? " " : "", verb ? verb : "");
+	if (group)
+		fprintf(stderr, "Try 'vstor help %s%s%s'.\n", group,
+			verb ? " " : "", verb ? verb : "");
+	else
+		fputs("Try 'vstor --help'.\n", stderr);
 	return 1;
 }
 

@@ -320,9 +320,11 @@ int vbd_create(const char *path, const char *format, uint64_t size,
 	if (ret < 0)
 		return ret;
 	if (!drv->create)
-		return vs_error_set(errp, ENOTSUP,
-				    "%s: format '%s' cannot be created", path,
-				    format);
+		return vs_error_set(
+			errp, ENOTSUP,
+			"%s: creating %s images is not supported by this "
+			"build of vstor",
+			path, format);
 	if (size > INT64_MAX)
 		return vs_error_set(errp, EFBIG,
 				    "%s: size %llu is larger than the largest "
