@@ -20,7 +20,7 @@ print(d.get(sys.argv[1], "MISSING"))' "$1"
 # at most a "Try 'vstor help ...'" hint besides.
 one_error() {
 	local lines
-	lines=$(grep -v "^Try 'vstor help" <<<"$err")
+	lines=$(grep -v -e "^Try 'vstor help" -e "^Try 'vstor --help'" <<<"$err")
 	if [ "$(wc -l <<<"$lines")" = 1 ] && [[ $lines =~ ^vstor:\ .*$2 ]]; then
 		ok "$1"
 	else
