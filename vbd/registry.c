@@ -8,9 +8,11 @@
 #include "driver.h"
 
 extern const struct vbd_driver vbd_driver_raw;
+extern const struct vbd_driver vbd_driver_qcow2;
 
 static const struct vbd_driver *const drivers[] = {
 	&vbd_driver_raw,
+	&vbd_driver_qcow2,
 	NULL,
 };
 

@@ -18,8 +18,8 @@
 #include "probe.h"
 
 /* Formats a disk spec may name that have no driver in this build. */
-static const char *const planned_formats[] = {"qcow", "qcow2", "vhd",
-					      "vmdk", "vdi",   NULL};
+static const char *const planned_formats[] = {"qcow", "vhd", "vmdk", "vdi",
+					      NULL};
 
 static int find_driver(const char *format, const char *path,
 		       const struct vbd_driver **out, struct vs_error **errp)

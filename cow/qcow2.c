@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The qcow2 driver: open (read-only for now), reads through the L1/L2
+ * tables with zero, compressed and backing-file clusters, block status,
+ * info and probing.
+ *
+ * The image file itself is a raw vbd under this one, and the backing
+ * file another vbd of any format: layers stack, and each takes its own
+ * locks.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "../common/cleanup.h"
+#include "../common/iov.h"
+#include "../common/log.h"
+#include "qcow2.h"
+
+#define HEADER_PROBE 4096
+
+/*
+ * The images being opened on this thread, outermost first: a backing
+ * chain is opened recursively on one thread, so this sees a loop (an
+ * image that is its own ancestor) and an absurdly deep chain.
+ */
+struct chain_link {
+	dev_t dev;
+	ino_t ino;
+};
+static __thread struct chain_link chain[QCOW2_MAX_CHAIN];
+static __thread unsigned chain_depth;
+
+static struct qcow2 *qcow2_of(struct vbd *vbd)
+{
+	return vbd->opaque;
+}
+
+/* Open. */
+
+static int read_header(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
+{
+	size_t len = (size_t)VS_MIN(s->file_size, (uint64_t)HEADER_PROBE);
+	autofree uint8_t *buf = malloc(HEADER_PROBE);
+	uint32_t cbits;
+	int ret;
+
+	if (!buf)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	ret = len ? vbd_pread(s->file, 0, buf, len) : 0;
+	if (ret < 0)
+		return vs_error_set_errno(errp, ret,
+					  "%s: cannot read the header at "
+					  "offset 0",
+					  vbd->filename);
+	/* Extensions and the backing name may fill the whole first
+	 * cluster: read all of it once cluster_bits is known sane. */
+	cbits = len >= 24 ? (uint32_t)buf[20] << 24 | (uint32_t)buf[21] << 16 |
+				    (uint32_t)buf[22] << 8 | buf[23]
+			  : 0;
+	if (cbits > 12 && cbits <= QCOW2_MAX_CLUSTER_BITS &&
+	    s->file_size > HEADER_PROBE) {
+		uint8_t *big;
+
+		len = (size_t)VS_MIN(s->file_size, (uint64_t)1 << cbits);
+		big = realloc(buf, len);
+		if (!big)
+			return vs_error_set(errp, ENOMEM, "out of memory");
+		buf = big;
+		ret = vbd_pread(s->file, 0, buf, len);
+		if (ret < 0)
+			return vs_error_set_errno(errp, ret,
+						  "%s: cannot read the first "
+						  "cluster",
+						  vbd->filename);
+	}
+	return qcow2_header_parse(buf, len, s->file_size, vbd->filename, &s->m,
+				  errp);
+}
+
+/* Relative backing names are relative to the image's directory. */
+static char *backing_path(const char *image, const char *name)
+{
+	const char *slash = strrchr(image, '/');
+	char *p;
+
+	if (name[0] == '/' || !slash)
+		return strdup(name);
+	if (asprintf(&p, "%.*s/%s", (int)(slash - image), image, name) < 0)
+		return NULL;
+	return p;
+}
+
+static int open_backing(struct vbd *vbd, struct qcow2 *s,
+			struct vs_error **errp)
+{
+	const char *name = s->m.backing_file;
+	autofree char *path = NULL;
+	unsigned flags;
+	int ret;
+
+	if (!strncmp(name, "json:", 5) || strstr(name, "://"))
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: backing file '%s' is not a plain "
+				    "file name (not supported)",
+				    vbd->filename, name);
+	path = backing_path(vbd->filename, name);
+	if (!path)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	/*
+	 * Read-only, and locked as any reader locks: a writer of the
+	 * backing file would change what this image reads, so it is kept
+	 * out, as QEMU keeps it out.  Only when the user asked for this
+	 * image to be shared (-U) is the backing file shared too.  No
+	 * O_DIRECT: the raw layer below would need 4 KiB-aligned file
+	 * sizes, which qcow2 files do not have.
+	 */
+	flags = VBD_O_RDONLY | (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
+	ret = vbd_open_file(path, s->m.backing_format, flags, &s->backing,
+			    errp);
+	if (ret < 0)
+		vs_error_prefix(errp, "%s: cannot open its backing file",
+				vbd->filename);
+	return ret;
+}
+
+static int chain_push(struct vbd *vbd, struct vs_error **errp)
+{
+	struct stat st;
+
+	if (chain_depth >= QCOW2_MAX_CHAIN)
+		return vs_error_set(errp, ELOOP,
+				    "%s: backing chain deeper than %d images",
+				    vbd->filename, QCOW2_MAX_CHAIN);
+	if (stat(vbd->filename, &st) < 0)
+		return vs_error_set_errno(errp, errno, "%s: cannot stat",
+					  vbd->filename);
+	for (unsigned i = 0; i < chain_depth; i++)
+		if (chain[i].dev == st.st_dev && chain[i].ino == st.st_ino)
+			return vs_error_set(errp, ELOOP,
+					    "%s: the backing chain loops back "
+					    "to this image",
+					    vbd->filename);
+	chain[chain_depth].dev = st.st_dev;
+	chain[chain_depth].ino = st.st_ino;
+	chain_depth++;
+	return 0;
+}
+
+static void qcow2_free(struct qcow2 *s)
+{
+	vbd_close(s->backing);
+	vbd_close(s->file);
+	qcow2_l2_cache_free(s);
+	free(s->l1);
+	qcow2_meta_free(&s->m);
+	free(s);
+}
+
+static int open_layers(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
+{
+	unsigned flags =
+		VBD_O_RDONLY | (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
+	int ret;
+
+	ret = vbd_open_file(vbd->filename, "raw", flags, &s->file, errp);
+	if (ret < 0)
+		return ret;
+	s->file_size = vbd_size(s->file);
+	ret = read_header(vbd, s, errp);
+	if (ret < 0)
+		return ret;
+	s->cluster_bits = s->m.h.cluster_bits;
+	s->cluster_size = s->m.cluster_size;
+	s->l2_bits = s->cluster_bits - 3;
+	s->l1_size = s->m.h.l1_size;
+	if (qcow2_l2_cache_init(s) < 0)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	ret = qcow2_l1_load(s, vbd->filename, errp);
+	if (ret < 0 || !s->m.backing_file)
+		return ret;
+	return open_backing(vbd, s, errp);
+}
+
+static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
+		      struct vs_error **errp)
+{
+	struct qcow2 *s;
+	int ret;
+
+	if (!vbd->readonly)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: writing qcow2 images is not supported "
+				    "by this build yet (open read-only)",
+				    vbd->filename);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	pthread_mutex_init(&s->l2_lock, NULL);
+	/* On the chain while its backing files open, so that a loop back
+	 * to it shows. */
+	ret = chain_push(vbd, errp);
+	if (ret == 0) {
+		ret = open_layers(vbd, s, errp);
+		chain_depth--;
+	}
+	if (ret < 0) {
+		qcow2_free(s);
+		return ret;
+	}
+	vbd->size = s->m.h.size;
+	vbd->opaque = s;
+	if (s->m.h.incompatible & QCOW2_INCOMPAT_CORRUPT)
+		vs_warn("%s: the image is marked corrupt; reading it anyway "
+			"(read-only)",
+			vbd->filename);
+	return 0;
+}
+
+static void qcow2_close(struct vbd *vbd)
+{
+	qcow2_free(qcow2_of(vbd));
+}
+
+/* Reads. */
+
+/*
+ * Read `n` bytes at `pos` of `src` (of `src_size` bytes) into the list
+ * from `skip` on; bytes past its end read as zeros.
+ */
+static int read_layer(struct vbd *src, uint64_t src_size, uint64_t pos,
+		      const struct iovec *iov, int iovcnt, size_t skip,
+		      size_t n, struct iovec *part)
+{
+	size_t avail = pos < src_size
+			       ? (size_t)VS_MIN((uint64_t)n, src_size - pos)
+			       : 0;
+	int cnt, ret;
+
+	if (avail) {
+		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, skip, avail);
+		if (cnt < 0)
+			return -EIO;
+		ret = vbd_preadv(src, pos, part, cnt);
+		if (ret < 0)
+			return ret;
+	}
+	if (avail < n)
+		vs_iov_memset(iov, iovcnt, skip + avail, 0, n - avail);
+	return 0;
+}
+
+static int inflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t dlen)
+{
+	z_stream z = {0};
+	int r;
+
+	if (inflateInit2(&z, -15) != Z_OK)
+		return -ENOMEM;
+	z.next_in = (Bytef *)src;
+	z.avail_in = (uInt)slen;
+	z.next_out = dst;
+	z.avail_out = (uInt)dlen;
+	r = inflate(&z, Z_FINISH);
+	inflateEnd(&z);
+	/* The data ends inside its last sector, and what follows it is
+	 * padding: a full cluster of output is what counts. */
+	if ((r == Z_STREAM_END || r == Z_OK || r == Z_BUF_ERROR) &&
+	    z.avail_out == 0)
+		return 0;
+	return -EIO;
+}
+
+static int inflate_zstd(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t dlen)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	ZSTD_inBuffer in = {.src = src, .size = slen};
+	ZSTD_outBuffer out = {.dst = dst, .size = dlen};
+	int ret = 0;
+
+	if (!dctx)
+		return -ENOMEM;
+	while (out.pos < out.size) {
+		size_t in_pos = in.pos, out_pos = out.pos;
+		size_t r = ZSTD_decompressStream(dctx, &out, &in);
+
+		if (ZSTD_isError(r) ||
+		    (in.pos == in_pos && out.pos == out_pos)) {
+			ret = -EIO;
+			break;
+		}
+	}
+	ZSTD_freeDCtx(dctx);
+	return ret;
+}
+
+static int read_compressed(struct vbd *vbd, struct qcow2 *s,
+			   const struct qcow2_run *r, uint64_t guest_off,
+			   const struct iovec *iov, int iovcnt, size_t skip,
+			   size_t n)
+{
+	size_t clen = (size_t)VS_MIN(r->csize, s->file_size - r->host);
+	autofree uint8_t *cbuf = malloc(clen);
+	autofree uint8_t *out = malloc(s->cluster_size);
+	int ret;
+
+	if (!cbuf || !out)
+		return -ENOMEM;
+	ret = vbd_pread(s->file, r->host, cbuf, clen);
+	if (ret < 0)
+		return ret;
+	ret = s->m.h.compression_type == QCOW2_COMPRESSION_ZSTD
+		      ? inflate_zstd(cbuf, clen, out, s->cluster_size)
+		      : inflate_zlib(cbuf, clen, out, s->cluster_size);
+	if (ret == -EIO) {
+		__atomic_store_n(&s->corrupt, true, __ATOMIC_RELAXED);
+		vs_log(VS_LOG_ERROR, "qcow2",
+		       "%s: compressed cluster at host offset 0x%" PRIx64
+		       " (%" PRIu64 " bytes) for guest offset %" PRIu64
+		       " does not decompress to one cluster",
+		       vbd->filename, r->host, r->csize, guest_off);
+	}
+	if (ret < 0)
+		return ret;
+	vs_iov_from_buf(iov, iovcnt, skip,
+			out + (guest_off & (s->cluster_size - 1)), n);
+	return 0;
+}
+
+static int qcow2_preadv(struct vbd *vbd, uint64_t offset,
+			const struct iovec *iov, int iovcnt)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	size_t len = vs_iov_size(iov, iovcnt), done = 0;
+	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
+	int ret = 0;
+
+	if (!part)
+		return -ENOMEM;
+	while (done < len && ret == 0) {
+		uint64_t pos = offset + done;
+		struct qcow2_run r;
+		size_t n;
+
+		ret = qcow2_map(s, vbd->filename, pos, len - done, &r);
+		if (ret < 0)
+			break;
+		n = (size_t)r.len;
+		switch (r.type) {
+		case QCOW2_ZERO: vs_iov_memset(iov, iovcnt, done, 0, n); break;
+		case QCOW2_UNALLOCATED:
+			if (s->backing)
+				ret = read_layer(s->backing,
+						 vbd_size(s->backing), pos, iov,
+						 iovcnt, done, n, part);
+			else
+				vs_iov_memset(iov, iovcnt, done, 0, n);
+			break;
+		case QCOW2_NORMAL:
+			ret = read_layer(s->file, s->file_size, r.host, iov,
+					 iovcnt, done, n, part);
+			break;
+		case QCOW2_COMPRESSED:
+			ret = read_compressed(vbd, s, &r, pos, iov, iovcnt,
+					      done, n);
+			break;
+		}
+		done += n;
+	}
+	return ret;
+}
+
+/* Status, info, probe. */
+
+static int qcow2_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
+			      struct vbd_extent *ext)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	struct qcow2_run r;
+	uint64_t bsize;
+	int ret = qcow2_map(s, vbd->filename, offset, len, &r);
+
+	if (ret < 0)
+		return ret;
+	*ext = (struct vbd_extent){.length = r.len, .host_offset = -1};
+	switch (r.type) {
+	case QCOW2_NORMAL:
+		ext->flags = VBD_STATUS_DATA | VBD_STATUS_ALLOCATED;
+		ext->host_offset = (int64_t)r.host;
+		break;
+	case QCOW2_COMPRESSED:
+		ext->flags = VBD_STATUS_DATA | VBD_STATUS_ALLOCATED;
+		break;
+	case QCOW2_ZERO:
+		ext->flags = VBD_STATUS_ZERO | VBD_STATUS_ALLOCATED;
+		break;
+	case QCOW2_UNALLOCATED:
+		ext->flags = VBD_STATUS_ZERO;
+		if (!s->backing)
+			break;
+		bsize = vbd_size(s->backing);
+		ext->depth = 1;
+		if (offset >= bsize)
+			break; /* past a shorter backing file: zeros */
+		ret = vbd_block_status(s->backing, offset,
+				       VS_MIN(r.len, bsize - offset), ext);
+		ext->depth++;
+		break;
+	}
+	return ret;
+}
+
+static void add_bool(struct json_object *o, const char *key, bool v)
+{
+	json_object_object_add(o, key, json_object_new_boolean(v));
+}
+
+static int qcow2_get_info(struct vbd *vbd, struct vbd_info *info,
+			  struct vs_error **errp)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	const struct qcow2_header *h = &s->m.h;
+	struct json_object *o = json_object_new_object();
+	bool corrupt = (h->incompatible & QCOW2_INCOMPAT_CORRUPT) ||
+		       __atomic_load_n(&s->corrupt, __ATOMIC_RELAXED);
+
+	if (!o)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	info->cluster_size = s->cluster_size;
+	info->backing_file = s->m.backing_file;
+	info->backing_format = s->m.backing_format;
+	info->dirty = h->incompatible & QCOW2_INCOMPAT_DIRTY;
+	json_object_object_add(
+		o, "compat",
+		json_object_new_string(h->version == 2 ? "0.10" : "1.1"));
+	json_object_object_add(
+		o, "compression-type",
+		json_object_new_string(h->compression_type ==
+						       QCOW2_COMPRESSION_ZSTD
+					       ? "zstd"
+					       : "zlib"));
+	if (h->version >= 3)
+		add_bool(o, "lazy-refcounts",
+			 h->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS);
+	json_object_object_add(o, "refcount-bits",
+			       json_object_new_int(1 << h->refcount_order));
+	if (h->version >= 3) {
+		add_bool(o, "corrupt", corrupt);
+		add_bool(o, "extended-l2",
+			 h->incompatible & QCOW2_INCOMPAT_EXTENDED_L2);
+	}
+	info->specific = o;
+	return 0;
+}
+
+static int qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	uint32_t version;
+
+	if (len < 8 || memcmp(buf, "QFI\xfb", 4))
+		return 0;
+	version = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 |
+		  (uint32_t)buf[6] << 8 | buf[7];
+	/* Other versions are still claimed, so that opening them says
+	 * which version is not supported rather than "raw". */
+	return version == 2 || version == 3 ? 100 : 50;
+}
+
+const struct vbd_driver vbd_driver_qcow2 = {
+	.name = "qcow2",
+	.names_other_files = true,
+	.probe = qcow2_probe,
+	.open = qcow2_open,
+	.close = qcow2_close,
+	.preadv = qcow2_preadv,
+	.block_status = qcow2_block_status,
+	.get_info = qcow2_get_info,
+};
