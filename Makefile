@@ -119,6 +119,8 @@ bench: all
 # whatever CC is; each links the sources it exercises (FUZZ_SRCS_name).
 FUZZ_CC   ?= clang
 FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c
+FUZZ_SRCS_fuzz-qcow2 := $(LIB_SRCS)
+FUZZ_LIBS_fuzz-qcow2 := $(LDLIBS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 fuzz: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps
@@ -126,7 +128,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps
 	$(Q)mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 		-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
-		-o $@ $^
+		-o $@ $^ $(FUZZ_LIBS_$(*F))
 
 # Man pages: docs/*.pod rendered with pod2man (as nbdkit does).
 MAN_PODS  := $(wildcard docs/*.pod)
