@@ -15,7 +15,7 @@
 
 static const char usage[] =
 	"Usage: vstor img create [-q] [-f FMT] [-o OPTIONS]\n"
-	"                        [-b BACKING [-F BACKING_FMT] [-u]] FILE [SIZE]\n"
+	"                        [-b BACKING [-F FMT] [-u]] FILE [SIZE]\n"
 	"\n"
 	"Create a disk image FILE of virtual size SIZE.  SIZE is bytes or a\n"
 	"number with a suffix K, M, G, T, P or E (powers of 1024): 10G.\n"
