@@ -149,6 +149,12 @@ static int img_create_run(int argc, char **argv)
 	if (bfmt && !backing)
 		return cli_usage_error("img", "create",
 				       "img create: -F needs -b");
+	/* Without a recorded format the backing file would be probed on
+	 * every open; qemu-img refuses this too. */
+	if (backing && !bfmt)
+		return cli_usage_error("img", "create",
+				       "img create: -b needs -F with the "
+				       "backing file's format (raw, qcow2)");
 	if (backing && !strcmp(fmt, "raw"))
 		return cli_usage_error("img", "create",
 				       "img create: format raw has no backing "
