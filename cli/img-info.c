@@ -35,6 +35,23 @@ static const char usage[] =
 	"Example:\n"
 	"  vstor img info --output=json /var/lib/vstor/web1.img\n";
 
+/* qemu-img's "Format specific information" block: "lazy-refcounts"
+ * becomes "lazy refcounts". */
+static void print_specific(struct json_object *data)
+{
+	printf("Format specific information:\n");
+	json_object_object_foreach(data, key, val)
+	{
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s", key);
+		for (char *p = name; *p; p++)
+			if (*p == '-')
+				*p = ' ';
+		printf("    %s: %s\n", name, json_object_get_string(val));
+	}
+}
+
 static void print_human(struct json_object *o)
 {
 	struct json_object *v;
@@ -64,6 +81,9 @@ static void print_human(struct json_object *o)
 		printf("backing file: %s\n", json_object_get_string(v));
 	if (json_object_object_get_ex(o, "backing-filename-format", &v))
 		printf("backing file format: %s\n", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "format-specific", &v) &&
+	    json_object_object_get_ex(v, "data", &v))
+		print_specific(v);
 }
 
 static int img_info_run(int argc, char **argv)

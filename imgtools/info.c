@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "../vbd/vbd.h"
@@ -15,6 +18,24 @@ static void add_str(struct json_object *o, const char *key, const char *v)
 {
 	if (v)
 		json_object_object_add(o, key, json_object_new_string(v));
+}
+
+/* The backing file as it is opened: a relative name is relative to the
+ * image's directory. */
+static void add_full_backing(struct json_object *o, const char *path,
+			     const char *backing)
+{
+	const char *slash = strrchr(path, '/');
+	char *full;
+
+	if (backing[0] == '/' || !slash) {
+		add_str(o, "full-backing-filename", backing);
+		return;
+	}
+	if (asprintf(&full, "%.*s/%s", (int)(slash - path), path, backing) < 0)
+		return;
+	add_str(o, "full-backing-filename", full);
+	free(full);
 }
 
 static struct json_object *info_to_json(const char *path, struct vbd_info *info)
@@ -32,6 +53,8 @@ static struct json_object *info_to_json(const char *path, struct vbd_info *info)
 		json_object_object_add(o, "encrypted",
 				       json_object_new_boolean(true));
 	add_str(o, "backing-filename", info->backing_file);
+	if (info->backing_file)
+		add_full_backing(o, path, info->backing_file);
 	add_str(o, "backing-filename-format", info->backing_format);
 	if (info->specific) {
 		struct json_object *fs = json_object_new_object();
