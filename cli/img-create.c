@@ -26,11 +26,16 @@ static const char usage[] =
 	"or QEMU process has it open: the image lock is taken first.\n"
 	"\n"
 	"Options:\n"
-	"  -f FMT       image format; default raw.  Formats: raw\n"
+	"  -f FMT       image format: raw (default) or qcow2\n"
 	"  -o OPTIONS   format options, key=value[,key=value...] (several\n"
-	"               -o add up); for raw:\n"
+	"               -o add up).  raw:\n"
 	"                 preallocation=off|falloc|full (default off: a\n"
 	"                 sparse file)\n"
+	"               qcow2 (qemu-img's names and defaults):\n"
+	"                 compat=1.1|0.10, cluster_size=512..2M (64K),\n"
+	"                 refcount_bits=1..64 (16), lazy_refcounts=on|off,\n"
+	"                 extended_l2=on|off, compression_type=zlib|zstd,\n"
+	"                 preallocation=off|metadata|falloc|full\n"
 	"  -b BACKING   backing file (copy-on-write formats only); a relative\n"
 	"               name is relative to FILE's directory; without SIZE\n"
 	"               the image takes the backing file's size\n"
@@ -42,7 +47,8 @@ static const char usage[] =
 	"Exit status: 0 on success, 1 on any error.\n"
 	"\n"
 	"Example:\n"
-	"  vstor img create -f raw /var/lib/vstor/web1-swap.img 1G\n";
+	"  vstor img create -f raw /var/lib/vstor/web1-swap.img 1G\n"
+	"  vstor img create -f qcow2 -b web1.img -F raw web1-snap.qcow2\n";
 
 /* Append ",more" (a whole -o list) to *opts. */
 static int join_opts(char **opts, const char *more)

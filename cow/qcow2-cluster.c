@@ -57,8 +57,8 @@ void qcow2_l2_cache_free(struct qcow2 *s)
 	pthread_mutex_destroy(&s->l2_lock);
 }
 
-static int corrupt(struct qcow2 *s, const char *filename, const char *fmt,
-		   uint64_t table, uint64_t index, uint64_t entry)
+int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *fmt,
+		  uint64_t table, uint64_t index, uint64_t entry)
 {
 	__atomic_store_n(&s->corrupt, true, __ATOMIC_RELAXED);
 	vs_log(VS_LOG_ERROR, "qcow2",
@@ -115,6 +115,28 @@ static int l2_entries(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 	return ret < 0 ? ret : (int)n;
 }
 
+int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table)
+{
+	struct qcow2_l2_slot *slot;
+	int ret;
+
+	pthread_mutex_lock(&s->l2_lock);
+	ret = l2_slot(s, l2off, &slot);
+	if (ret == 0)
+		memcpy(table, slot->table, s->cluster_size);
+	pthread_mutex_unlock(&s->l2_lock);
+	return ret;
+}
+
+void qcow2_l2_drop(struct qcow2 *s, uint64_t l2off)
+{
+	pthread_mutex_lock(&s->l2_lock);
+	for (int i = 0; i < QCOW2_L2_CACHE; i++)
+		if (s->l2[i].offset == l2off)
+			s->l2[i].offset = 0;
+	pthread_mutex_unlock(&s->l2_lock);
+}
+
 /* Classify L2 entry `idx` of the table at `l2off`. */
 static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
 		    uint32_t idx, uint64_t e, struct qcow2_run *r)
@@ -134,30 +156,31 @@ static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
 		r->csize = nsect * QCOW2_COMPRESSED_SECT -
 			   (host % QCOW2_COMPRESSED_SECT);
 		if (host == 0 || host >= s->file_size)
-			return corrupt(s, fn,
-				       "compressed cluster past the end of "
-				       "the file: L2",
-				       l2off, idx, e);
+			return qcow2_corrupt(
+				s, fn,
+				"compressed cluster past the end of "
+				"the file: L2",
+				l2off, idx, e);
 		return 0;
 	}
 	host = e & QCOW2_OFFSET_MASK;
 	if (e & QCOW2_L2E_ZERO) {
 		if (s->m.h.version < 3)
-			return corrupt(s, fn,
-				       "zero flag in a version 2 image: L2",
-				       l2off, idx, e);
+			return qcow2_corrupt(
+				s, fn, "zero flag in a version 2 image: L2",
+				l2off, idx, e);
 		r->type = QCOW2_ZERO;
 		return 0;
 	}
 	if (!host)
 		return 0;
 	if (!VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
-		return corrupt(s, fn, "data cluster not aligned: L2", l2off,
-			       idx, e);
+		return qcow2_corrupt(s, fn, "data cluster not aligned: L2",
+				     l2off, idx, e);
 	if (host >= s->file_size)
-		return corrupt(s, fn,
-			       "data cluster past the end of the file: L2",
-			       l2off, idx, e);
+		return qcow2_corrupt(
+			s, fn, "data cluster past the end of the file: L2",
+			l2off, idx, e);
 	r->type = QCOW2_NORMAL;
 	r->host = host;
 	return 0;
@@ -173,17 +196,36 @@ static int l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
 	*l2off = 0;
 	if (i >= s->l1_size)
 		return 0;
-	e = s->l1[i];
+	e = __atomic_load_n(&s->l1[i], __ATOMIC_ACQUIRE);
 	*l2off = e & QCOW2_OFFSET_MASK;
 	if (!*l2off)
 		return 0;
 	if (!VS_IS_ALIGNED(*l2off, (uint64_t)s->cluster_size) ||
 	    *l2off > s->file_size || s->file_size - *l2off < s->cluster_size)
-		return corrupt(s, fn,
-			       "L2 table not cluster-aligned inside the "
-			       "file: L1",
-			       s->m.h.l1_table_offset, i, e);
+		return qcow2_corrupt(s, fn,
+				     "L2 table not cluster-aligned inside the "
+				     "file: L1",
+				     s->m.h.l1_table_offset, i, e);
 	return 0;
+}
+
+int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, uint64_t *e, bool *owned)
+{
+	uint64_t l2off;
+	uint32_t idx = (uint32_t)((offset >> s->cluster_bits) &
+				  ((1ull << s->l2_bits) - 1));
+	int ret = l2_table_of(s, s->filename, offset, &l2off);
+
+	*e = 0;
+	*owned = false;
+	if (ret < 0 || !l2off)
+		return ret;
+	*owned = __atomic_load_n(
+			 &s->l1[offset >> (s->cluster_bits + s->l2_bits)],
+			 __ATOMIC_ACQUIRE) &
+		 QCOW2_L2E_COPIED;
+	ret = l2_entries(s, l2off, idx, 1, e);
+	return ret < 0 ? ret : 0;
 }
 
 #define MAP_BATCH 64

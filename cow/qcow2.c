@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The qcow2 driver: open (read-only for now), reads through the L1/L2
- * tables with zero, compressed and backing-file clusters, block status,
- * info and probing.
+ * The qcow2 driver: open, reads through the L1/L2 tables with zero,
+ * compressed and backing-file clusters, block status, info and probing.
+ * Writing is in qcow2-write.c and qcow2-refcount.c.
  *
  * The image file itself is a raw vbd under this one, and the backing
  * file another vbd of any format: layers stack, and each takes its own
@@ -21,6 +21,7 @@
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "../common/log.h"
+#include "qcow2-create.h"
 #include "qcow2.h"
 
 #define HEADER_PROBE 4096
@@ -158,6 +159,9 @@ static void qcow2_free(struct qcow2 *s)
 	vbd_close(s->backing);
 	vbd_close(s->file);
 	qcow2_l2_cache_free(s);
+	qcow2_refcount_free(s);
+	if (s->writable)
+		pthread_mutex_destroy(&s->w_lock);
 	free(s->l1);
 	qcow2_meta_free(&s->m);
 	free(s);
@@ -165,8 +169,8 @@ static void qcow2_free(struct qcow2 *s)
 
 static int open_layers(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 {
-	unsigned flags =
-		VBD_O_RDONLY | (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
+	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
+			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	int ret;
 
 	ret = vbd_open_file(vbd->filename, "raw", flags, &s->file, errp);
@@ -183,9 +187,11 @@ static int open_layers(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 	if (qcow2_l2_cache_init(s) < 0)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = qcow2_l1_load(s, vbd->filename, errp);
-	if (ret < 0 || !s->m.backing_file)
-		return ret;
-	return open_backing(vbd, s, errp);
+	if (ret == 0 && s->m.backing_file)
+		ret = open_backing(vbd, s, errp);
+	if (ret == 0 && !vbd->readonly)
+		ret = qcow2_open_write(vbd, s, errp);
+	return ret;
 }
 
 static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
@@ -194,14 +200,10 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 	struct qcow2 *s;
 	int ret;
 
-	if (!vbd->readonly)
-		return vs_error_set(errp, ENOTSUP,
-				    "%s: writing qcow2 images is not supported "
-				    "by this build yet (open read-only)",
-				    vbd->filename);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return vs_error_set(errp, ENOMEM, "out of memory");
+	s->filename = vbd->filename;
 	pthread_mutex_init(&s->l2_lock, NULL);
 	/* On the chain while its backing files open, so that a loop back
 	 * to it shows. */
@@ -225,6 +227,7 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 
 static void qcow2_close(struct vbd *vbd)
 {
+	qcow2_close_write(vbd, qcow2_of(vbd));
 	qcow2_free(qcow2_of(vbd));
 }
 
@@ -335,8 +338,8 @@ static int read_compressed(struct vbd *vbd, struct qcow2 *s,
 	return 0;
 }
 
-static int qcow2_preadv(struct vbd *vbd, uint64_t offset,
-			const struct iovec *iov, int iovcnt)
+int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		 int iovcnt)
 {
 	struct qcow2 *s = qcow2_of(vbd);
 	size_t len = vs_iov_size(iov, iovcnt), done = 0;
@@ -478,9 +481,13 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.name = "qcow2",
 	.names_other_files = true,
 	.probe = qcow2_probe,
+	.create = qcow2_create,
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.preadv = qcow2_preadv,
+	.pwritev = qcow2_pwritev,
+	.flush = qcow2_flush,
+	.write_zeroes = qcow2_write_zeroes,
 	.block_status = qcow2_block_status,
 	.get_info = qcow2_get_info,
 };

@@ -114,6 +114,15 @@ struct qcow2_l2_slot {
 	uint64_t *table; /* cluster_size / 8 entries, host byte order */
 };
 
+#define QCOW2_RB_CACHE 4
+
+/* A refcount block as on disk (big-endian, packed). */
+struct qcow2_rb_slot {
+	uint64_t offset; /* host offset of the block, 0 = empty */
+	uint64_t used;
+	uint8_t *data;
+};
+
 struct qcow2 {
 	struct qcow2_meta m;
 	struct vbd *file;    /* the image file, opened raw */
@@ -129,6 +138,23 @@ struct qcow2 {
 	pthread_mutex_t l2_lock;
 	uint64_t l2_clock;
 	struct qcow2_l2_slot l2[QCOW2_L2_CACHE];
+
+	/* Writing (qcow2-write.c, qcow2-refcount.c): what follows changes
+	 * under w_lock only. */
+	const char *filename; /* the vbd's, for messages */
+	bool writable;
+	/* Lazy refcounts: the dirty bit is set while open for writing
+	 * (refcounts are kept exact all the same). */
+	bool lazy;
+	pthread_mutex_t w_lock;
+	uint64_t *rt;	     /* refcount table, host byte order */
+	uint64_t rt_size;    /* entries */
+	uint32_t rc_order;   /* log2 of refcount_bits */
+	uint64_t rb_entries; /* refcounts per refcount block */
+	uint64_t alloc_end;  /* new clusters go here (cluster-aligned) */
+	struct qcow2_rb_slot rb[QCOW2_RB_CACHE];
+	uint64_t rb_clock;
+	uint8_t *cbuf; /* one cluster of scratch */
 };
 
 /* qcow2-cluster.c */
@@ -146,5 +172,56 @@ void qcow2_l2_cache_free(struct qcow2 *s);
  */
 int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 	      uint64_t len, struct qcow2_run *run);
+
+/* Copy the whole L2 table at `l2off` (cluster_size / 8 entries). */
+int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table);
+/* The raw L2 entry for guest `offset` (0 if it has no L2 table), and
+ * whether its table is owned by this image alone (COPIED in L1). */
+int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, uint64_t *e, bool *owned);
+/* Forget a cached L2 table (rewritten or freed on disk). */
+void qcow2_l2_drop(struct qcow2 *s, uint64_t l2off);
+int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *what,
+		  uint64_t table, uint64_t index, uint64_t entry);
+
+/* qcow2.c */
+int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		 int iovcnt);
+
+/* qcow2-refcount.c: refcounts of `bits` = 1 << order bits, packed as
+ * the spec packs them (sub-byte widths from the low bit up, wider ones
+ * big-endian). */
+uint64_t qcow2_rc_get(const uint8_t *block, uint64_t i, uint32_t order);
+void qcow2_rc_set(uint8_t *block, uint64_t i, uint32_t order, uint64_t v);
+int qcow2_refcount_load(struct qcow2 *s, const char *filename,
+			struct vs_error **errp);
+void qcow2_refcount_free(struct qcow2 *s);
+/* The refcount of host cluster `host` (0 when no block covers it). */
+int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val);
+/* Add `delta` (+1 or -1) to every cluster that [host, host+len) touches;
+ * written through to disk.  -EIO if a count would overflow or go below
+ * zero, or no block covers a cluster. */
+int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
+			  int delta);
+/*
+ * Reserve a cluster at the end of the image: its refcount is still 0 and
+ * becomes 1 with qcow2_refcount_update once its content is stable.  New
+ * refcount blocks (and a larger refcount table) are written and made
+ * stable here before anything uses them.
+ */
+int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host);
+/* Write to the image file, growing it (and what it may hold) as needed. */
+int qcow2_file_pwritev(struct qcow2 *s, uint64_t off, const struct iovec *iov,
+		       int iovcnt);
+int qcow2_file_pwrite(struct qcow2 *s, uint64_t off, const void *buf,
+		      size_t len);
+
+/* qcow2-write.c */
+int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
+void qcow2_close_write(struct vbd *vbd, struct qcow2 *s);
+int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
+		  int iovcnt);
+int qcow2_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
+		       unsigned flags);
+int qcow2_flush(struct vbd *vbd);
 
 #endif

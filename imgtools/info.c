@@ -82,7 +82,7 @@ int img_info(const char *path, const char *fmt, unsigned vbd_flags,
 		return ret;
 	/* A zero-length regular file holds no image of any format; saying
 	 * "raw, 0 bytes" would hide a failed copy or a wrong path. */
-	if (vbd_size(vbd) == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
 		vbd_close(vbd);
 		return vs_error_set(errp, EINVAL,
 				    "%s: the file is empty (0 bytes): not a "

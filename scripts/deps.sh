@@ -6,7 +6,7 @@
 set -e
 
 # build: compiler, libraries; test: cmocka, prove (perl), peers.
-PKGS="gcc make pkg-config libc6-dev clang clang-format
+PKGS="gcc make pkg-config libc6-dev clang clang-format strace
 libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
 libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd"
 

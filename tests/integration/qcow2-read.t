@@ -4,7 +4,7 @@
 # clusters, zlib and zstd compressed clusters, a three-deep backing chain
 # over a shorter raw file.  Every byte vstor reads is compared with
 # qemu-img's own raw conversion of the same image.  Byte-poked and
-# truncated images fail cleanly; opening for writing is refused.
+# truncated images fail cleanly; a dirty image is not opened for writing.
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
 
@@ -186,9 +186,18 @@ cp "$T/plain-1.1-65536.qcow2" "$T/loop.qcow2"
 run_fails "a backing loop is refused" "$VSTOR" img info "$T/loop.qcow2"
 like "$err" "loop" "the error says the chain loops"
 
-# 5. Writing is refused, and vbd_block_status is not reached by it.
-run_fails "open for writing is refused" "$VBD_IO" -f qcow2 "$img" read 0 1 0
-like "$err" "writing qcow2 images is not supported by this build yet \(open read-only\)" \
+# 5. Writing an image marked dirty (a crash with lazy refcounts) is
+# refused until it is checked (tests/integration/qcow2-write.t writes).
+cp "$T/plain-1.1-65536.qcow2" "$T/dirty.qcow2"
+python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(79)
+    f.write(bytes([1]))
+' "$T/dirty.qcow2" || die "poke failed"
+run_fails "open of a dirty image for writing is refused" "$VBD_IO" -f qcow2 \
+	"$T/dirty.qcow2" read 0 1 0
+like "$err" "not closed cleanly \(dirty bit set\).*qemu-img check -r all" \
 	"the refusal says why"
 is "$(wc -l <<<"$err")" 1 "the refusal is one line"
 
