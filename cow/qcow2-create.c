@@ -13,8 +13,8 @@
  * arithmetic is done, and every option checked, before the file is
  * touched: a refused create leaves the file as it was.
  *
- * The on-disk constants are kept here, not taken from qcow2.h, so that
- * creating and reading stay independent of each other.
+ * The on-disk constants come from qcow2.h, shared with the reader; only
+ * what creating alone needs is defined here.
  */
 #include <endian.h>
 #include <errno.h>
@@ -30,27 +30,18 @@
 #include "../common/size.h"
 #include "../vbd/lock.h"
 #include "qcow2-create.h"
+#include "qcow2.h"
 
-#define QC_MAGIC		0x514649fbu /* "QFI\xfb" */
-#define QC_MIN_CLUSTER_BITS	9
-#define QC_MAX_CLUSTER_BITS	21
-#define QC_V2_HEADER_LEN	72
-#define QC_V3_HEADER_LEN	112 /* up to the compression type, padded */
-#define QC_MAX_L1_BYTES		(32ull << 20)
-#define QC_MAX_REFTABLE_BYTES	(8ull << 20)
-#define QC_MAX_BACKING_NAME	1023
-#define QC_MAX_HOST_BYTES	(1ull << 56) /* offsets live in bits 9..55 */
-#define QC_EXT_BACKING_FORMAT	0xe2792acau
-#define QC_EXT_FEATURE_TABLE	0x6803f857u
-#define QC_INCOMPAT_COMPRESSION (1ull << 3)
-#define QC_INCOMPAT_EXTENDED_L2 (1ull << 4)
-#define QC_COMPAT_LAZY_REFCOUNT (1ull << 0)
-#define QC_ENTRY_COPIED		(1ull << 63)
-#define QC_EXTL2_MIN_CLUSTER	(16u << 10)
-#define QC_FEATURE_ENTRY_LEN	48
-#define QC_FEATURE_NAME_LEN	46
-#define QC_SMALL_CLUSTER	4096 /* no feature table up to this size */
-#define QC_ZERO_CHUNK		(1u << 20)
+/* qemu writes the v3 header up to the compression type, padded: 112,
+ * where QCOW2_V3_HEADER_LEN is the shortest a v3 header may be. */
+#define QC_V3_HEADER_LEN      112
+#define QC_MAX_REFTABLE_BYTES (8ull << 20)
+#define QC_MAX_HOST_BYTES     (1ull << 56) /* offsets live in bits 9..55 */
+#define QC_EXTL2_MIN_CLUSTER  (16u << 10)
+#define QC_FEATURE_ENTRY_LEN  48
+#define QC_FEATURE_NAME_LEN   46
+#define QC_SMALL_CLUSTER      4096 /* no feature table up to this size */
+#define QC_ZERO_CHUNK	      (1u << 20)
 
 enum qc_prealloc {
 	QC_PREALLOC_OFF,
@@ -171,8 +162,8 @@ static int parse_cluster_size(struct vs_opts *opts, struct qc_params *p,
 		vs_error_free(err);
 		cs = 0;
 	}
-	if (cs < (1u << QC_MIN_CLUSTER_BITS) ||
-	    cs > (1u << QC_MAX_CLUSTER_BITS) || (cs & (cs - 1)))
+	if (cs < (1u << QCOW2_MIN_CLUSTER_BITS) ||
+	    cs > (1u << QCOW2_MAX_CLUSTER_BITS) || (cs & (cs - 1)))
 		return bad_value(errp, "cluster_size", v,
 				 "expected a power of two from 512 to 2M");
 	p->cluster_bits = (unsigned)__builtin_ctzll(cs);
@@ -244,11 +235,11 @@ static int parse_backing(struct vs_opts *opts, struct qc_params *p,
 		return vs_error_set(errp, EINVAL,
 				    "%s backing_file='': the name is empty",
 				    what);
-	if (len > QC_MAX_BACKING_NAME)
+	if (len > QCOW2_MAX_BACKING_NAME)
 		return vs_error_set(errp, EINVAL,
 				    "%s backing_file: the name is %zu bytes "
 				    "long, qcow2 allows at most %d",
-				    what, len, QC_MAX_BACKING_NAME);
+				    what, len, QCOW2_MAX_BACKING_NAME);
 	if (p->backing_fmt && !*p->backing_fmt)
 		return vs_error_set(errp, EINVAL,
 				    "%s backing_fmt='': the format is empty",
@@ -340,7 +331,7 @@ static int compute_layout(const struct qc_params *p, const char *path,
 	memset(l, 0, sizeof(*l));
 	l->cs = cs;
 	l->l1_entries = div_up(vclusters, l2_entries);
-	if (l->l1_entries > QC_MAX_L1_BYTES / 8)
+	if (l->l1_entries > QCOW2_MAX_L1_BYTES / 8)
 		return vs_error_set(errp, EFBIG,
 				    "%s: size %llu is too large for "
 				    "cluster_size %llu: the L1 table would "
@@ -414,7 +405,7 @@ static size_t put_feature_table(uint8_t *buf, size_t off)
 {
 	uint8_t *p = buf + off + 8;
 
-	put32(buf + off, QC_EXT_FEATURE_TABLE);
+	put32(buf + off, QCOW2_EXT_FEATURE_TABLE);
 	put32(buf + off + 4,
 	      (uint32_t)(VS_ARRAY_SIZE(qc_features) * QC_FEATURE_ENTRY_LEN));
 	for (size_t i = 0; i < VS_ARRAY_SIZE(qc_features); i++) {
@@ -433,7 +424,7 @@ static void put_fields(uint8_t *buf, const struct qc_params *p,
 {
 	uint64_t incompat = 0;
 
-	put32(buf + 0, QC_MAGIC);
+	put32(buf + 0, QCOW2_MAGIC);
 	put32(buf + 4, p->version);
 	put32(buf + 20, p->cluster_bits);
 	put64(buf + 24, p->size);
@@ -444,11 +435,11 @@ static void put_fields(uint8_t *buf, const struct qc_params *p,
 	if (p->version < 3)
 		return;
 	if (p->zstd)
-		incompat |= QC_INCOMPAT_COMPRESSION;
+		incompat |= QCOW2_INCOMPAT_COMPRESSION;
 	if (p->extended_l2)
-		incompat |= QC_INCOMPAT_EXTENDED_L2;
+		incompat |= QCOW2_INCOMPAT_EXTENDED_L2;
 	put64(buf + 72, incompat);
-	put64(buf + 80, p->lazy_refcounts ? QC_COMPAT_LAZY_REFCOUNT : 0);
+	put64(buf + 80, p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
 	put32(buf + 96, p->refcount_order);
 	put32(buf + 100, (uint32_t)hlen);
 	buf[104] = p->zstd ? 1 : 0;
@@ -464,7 +455,7 @@ static int build_header(uint8_t *buf, const struct qc_params *p,
 			const struct qc_layout *l, const char *path,
 			struct vs_error **errp)
 {
-	size_t hlen = p->version == 3 ? QC_V3_HEADER_LEN : QC_V2_HEADER_LEN;
+	size_t hlen = p->version == 3 ? QC_V3_HEADER_LEN : QCOW2_V2_HEADER_LEN;
 	size_t fmt_len = p->backing_fmt ? strlen(p->backing_fmt) : 0;
 	size_t name_len = p->backing_file ? strlen(p->backing_file) : 0;
 	size_t feat_len = 8 + VS_ARRAY_SIZE(qc_features) * QC_FEATURE_ENTRY_LEN;
@@ -481,8 +472,8 @@ static int build_header(uint8_t *buf, const struct qc_params *p,
 				    path, need, (unsigned long long)l->cs);
 	put_fields(buf, p, l, hlen);
 	if (p->backing_fmt)
-		off = put_ext(buf, off, QC_EXT_BACKING_FORMAT, p->backing_fmt,
-			      fmt_len);
+		off = put_ext(buf, off, QCOW2_EXT_BACKING_FORMAT,
+			      p->backing_fmt, fmt_len);
 	if (p->version == 3 && l->cs > QC_SMALL_CLUSTER &&
 	    need + feat_len <= l->cs)
 		off = put_feature_table(buf, off);
@@ -579,7 +570,7 @@ static int write_tables(int fd, const char *path, const struct qc_params *p,
 	if (!l1 || !l2)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < l->l2_tables; i++)
-		put64(l1 + i * 8, ((l->l2 + i) * l->cs) | QC_ENTRY_COPIED);
+		put64(l1 + i * 8, ((l->l2 + i) * l->cs) | QCOW2_L2E_COPIED);
 	ret = write_at(fd, path, l1, l->l1_entries * 8, l->l1 * l->cs, errp);
 	/* Extended entries keep a zero subcluster bitmap, as qemu's
 	 * preallocation does: the clusters are reserved, not written. */
@@ -590,7 +581,7 @@ static int write_tables(int fd, const char *path, const struct qc_params *p,
 		memset(l2, 0, l->cs);
 		for (uint64_t i = 0; i < n; i++)
 			put64(l2 + i * entry, ((l->data + first + i) * l->cs) |
-						      QC_ENTRY_COPIED);
+						      QCOW2_L2E_COPIED);
 		ret = write_at(fd, path, l2, l->cs, (l->l2 + t) * l->cs, errp);
 	}
 	return ret;
