@@ -68,32 +68,42 @@ int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *fmt,
 	return -EIO;
 }
 
-/* The cache slot holding the L2 table at `off`, loaded if needed.
- * Called with l2_lock held. */
-static int l2_slot(struct qcow2 *s, uint64_t off, struct qcow2_l2_slot **out)
+int qcow2_cache_get(struct qcow2 *s, struct qcow2_meta_slot *slots, int n,
+		    uint64_t *clock, uint64_t off, struct qcow2_meta_slot **out)
 {
-	struct qcow2_l2_slot *victim = &s->l2[0];
+	struct qcow2_meta_slot *victim = &slots[0];
 	int ret;
 
-	for (int i = 0; i < QCOW2_L2_CACHE; i++) {
-		if (s->l2[i].offset == off) {
-			s->l2[i].used = ++s->l2_clock;
-			*out = &s->l2[i];
+	for (int i = 0; i < n; i++) {
+		if (slots[i].offset == off) {
+			slots[i].used = ++*clock;
+			*out = &slots[i];
 			return 0;
 		}
-		if (s->l2[i].used < victim->used)
-			victim = &s->l2[i];
+		if (slots[i].used < victim->used)
+			victim = &slots[i];
 	}
 	victim->offset = 0;
-	ret = vbd_pread(s->file, off, victim->table, s->cluster_size);
+	ret = vbd_pread(s->file, off, victim->data, s->cluster_size);
 	if (ret < 0)
 		return ret;
-	for (uint32_t i = 0; i < s->cluster_size / 8; i++)
-		victim->table[i] = be64toh(victim->table[i]);
 	victim->offset = off;
-	victim->used = ++s->l2_clock;
+	victim->used = ++*clock;
 	*out = victim;
-	return 0;
+	return 1;
+}
+
+/* The cache slot holding the L2 table at `off`, loaded if needed.
+ * Called with l2_lock held. */
+static int l2_slot(struct qcow2 *s, uint64_t off, struct qcow2_meta_slot **out)
+{
+	int ret = qcow2_cache_get(s, s->l2, QCOW2_L2_CACHE, &s->l2_clock, off,
+				  out);
+
+	if (ret == 1) /* just read: entries to host byte order */
+		for (uint32_t i = 0; i < s->cluster_size / 8; i++)
+			(*out)->table[i] = be64toh((*out)->table[i]);
+	return ret < 0 ? ret : 0;
 }
 
 /*
@@ -103,7 +113,7 @@ static int l2_slot(struct qcow2 *s, uint64_t off, struct qcow2_l2_slot **out)
 static int l2_entries(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 		      uint32_t max, uint64_t *out)
 {
-	struct qcow2_l2_slot *slot;
+	struct qcow2_meta_slot *slot;
 	uint32_t n = VS_MIN(max, (uint32_t)(s->cluster_size / 8) - idx);
 	int ret;
 
@@ -117,7 +127,7 @@ static int l2_entries(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 
 int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table)
 {
-	struct qcow2_l2_slot *slot;
+	struct qcow2_meta_slot *slot;
 	int ret;
 
 	pthread_mutex_lock(&s->l2_lock);

@@ -143,33 +143,17 @@ int qcow2_file_pwrite(struct qcow2 *s, uint64_t off, const void *buf,
 }
 
 /* The cached refcount block at `off`, read if needed. */
-static int rb_slot(struct qcow2 *s, uint64_t off, struct qcow2_rb_slot **out)
+static int rb_slot(struct qcow2 *s, uint64_t off, struct qcow2_meta_slot **out)
 {
-	struct qcow2_rb_slot *victim = &s->rb[0];
-	int ret;
+	int ret = qcow2_cache_get(s, s->rb, QCOW2_RB_CACHE, &s->rb_clock, off,
+				  out);
 
-	for (int i = 0; i < QCOW2_RB_CACHE; i++) {
-		if (s->rb[i].offset == off) {
-			s->rb[i].used = ++s->rb_clock;
-			*out = &s->rb[i];
-			return 0;
-		}
-		if (s->rb[i].used < victim->used)
-			victim = &s->rb[i];
-	}
-	victim->offset = 0;
-	ret = vbd_pread(s->file, off, victim->data, s->cluster_size);
-	if (ret < 0)
-		return ret;
-	victim->offset = off;
-	victim->used = ++s->rb_clock;
-	*out = victim;
-	return 0;
+	return ret < 0 ? ret : 0;
 }
 
 /* The block holding the refcount of cluster number `c`, and the index in
  * it; *out = NULL when no block covers it. */
-static int rb_of(struct qcow2 *s, uint64_t c, struct qcow2_rb_slot **out,
+static int rb_of(struct qcow2 *s, uint64_t c, struct qcow2_meta_slot **out,
 		 uint64_t *idx)
 {
 	uint64_t t = c / s->rb_entries;
@@ -183,7 +167,7 @@ static int rb_of(struct qcow2 *s, uint64_t c, struct qcow2_rb_slot **out,
 
 int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val)
 {
-	struct qcow2_rb_slot *rb;
+	struct qcow2_meta_slot *rb;
 	uint64_t idx;
 	int ret = rb_of(s, host >> s->cluster_bits, &rb, &idx);
 
@@ -192,7 +176,7 @@ int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val)
 }
 
 /* Write bytes [lo, hi) of a cached block back to its place. */
-static int rb_write(struct qcow2 *s, struct qcow2_rb_slot *rb, uint64_t lo,
+static int rb_write(struct qcow2 *s, struct qcow2_meta_slot *rb, uint64_t lo,
 		    uint64_t hi)
 {
 	return qcow2_file_pwrite(s, rb->offset + lo, rb->data + lo,
@@ -207,7 +191,7 @@ int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 	unsigned bits = 1u << s->rc_order;
 
 	while (c <= last) {
-		struct qcow2_rb_slot *rb;
+		struct qcow2_meta_slot *rb;
 		uint64_t idx, lo, hi;
 		int ret = rb_of(s, c, &rb, &idx);
 
@@ -378,7 +362,7 @@ int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host)
 {
 	for (;;) {
 		uint64_t c = s->alloc_end >> s->cluster_bits, v;
-		struct qcow2_rb_slot *rb;
+		struct qcow2_meta_slot *rb;
 		uint64_t idx;
 		int ret = rb_of(s, c, &rb, &idx);
 

@@ -107,20 +107,20 @@ struct qcow2_run {
 };
 
 #define QCOW2_L2_CACHE 16
-
-struct qcow2_l2_slot {
-	uint64_t offset; /* host offset of the table, 0 = empty */
-	uint64_t used;	 /* LRU stamp */
-	uint64_t *table; /* cluster_size / 8 entries, host byte order */
-};
-
 #define QCOW2_RB_CACHE 4
 
-/* A refcount block as on disk (big-endian, packed). */
-struct qcow2_rb_slot {
-	uint64_t offset; /* host offset of the block, 0 = empty */
-	uint64_t used;
-	uint8_t *data;
+/*
+ * A cached metadata cluster: an L2 table (host byte order, `table`) or a
+ * refcount block (as on disk, `data`).  Both caches are arrays of these
+ * with their own LRU clock, searched by qcow2_cache_get().
+ */
+struct qcow2_meta_slot {
+	uint64_t offset; /* host offset of the cluster, 0 = empty */
+	uint64_t used;	 /* LRU stamp */
+	union {
+		uint64_t *table; /* L2: cluster_size / 8 entries */
+		uint8_t *data;	 /* refcount block: packed, big-endian */
+	};
 };
 
 struct qcow2 {
@@ -137,7 +137,7 @@ struct qcow2 {
 
 	pthread_mutex_t l2_lock;
 	uint64_t l2_clock;
-	struct qcow2_l2_slot l2[QCOW2_L2_CACHE];
+	struct qcow2_meta_slot l2[QCOW2_L2_CACHE];
 
 	/* Writing (qcow2-write.c, qcow2-refcount.c): what follows changes
 	 * under w_lock only. */
@@ -152,7 +152,7 @@ struct qcow2 {
 	uint32_t rc_order;   /* log2 of refcount_bits */
 	uint64_t rb_entries; /* refcounts per refcount block */
 	uint64_t alloc_end;  /* new clusters go here (cluster-aligned) */
-	struct qcow2_rb_slot rb[QCOW2_RB_CACHE];
+	struct qcow2_meta_slot rb[QCOW2_RB_CACHE];
 	uint64_t rb_clock;
 	uint8_t *cbuf; /* one cluster of scratch */
 };
@@ -163,6 +163,15 @@ int qcow2_l1_load(struct qcow2 *s, const char *filename,
 /* Allocates the cache tables; l2_lock is initialised by open. */
 int qcow2_l2_cache_init(struct qcow2 *s);
 void qcow2_l2_cache_free(struct qcow2 *s);
+/*
+ * Find the cluster at `off` among `n` cache slots, or read it (raw, as
+ * on disk) into the least recently used one.  Returns 1 when it was just
+ * read, 0 when it was cached, -errno on a read error (the slot is then
+ * left empty).  The caller holds the lock guarding `slots` and `clock`.
+ */
+int qcow2_cache_get(struct qcow2 *s, struct qcow2_meta_slot *slots, int n,
+		    uint64_t *clock, uint64_t off,
+		    struct qcow2_meta_slot **out);
 /*
  * Map guest bytes [offset, offset+len) (len > 0, inside the disk): sets
  * *run to the type of the first cluster and run->len to how many of the
