@@ -317,6 +317,20 @@ static bool req_aligned(const struct raw *s, uint64_t off, size_t len,
 	return true;
 }
 
+/*
+ * Bytes of bounce buffer a request of `len` bytes needs: its span rounded
+ * out to whole blocks at both ends, at most BOUNCE_MAX (bigger requests
+ * go in steps).  Always at least two blocks, so every step makes
+ * progress.
+ */
+static size_t bounce_size(const struct raw *s, size_t len)
+{
+	if (len > BOUNCE_MAX)
+		return BOUNCE_MAX;
+	return VS_MIN(VS_ALIGN_UP(len + 2 * (size_t)s->align, (size_t)s->align),
+		      (size_t)BOUNCE_MAX);
+}
+
 static void *bounce_alloc(const struct raw *s, size_t len)
 {
 	void *p;
@@ -329,7 +343,8 @@ static void *bounce_alloc(const struct raw *s, size_t len)
 static int bounce_read(struct raw *s, uint64_t off, const struct iovec *iov,
 		       int iovcnt, size_t len)
 {
-	autofree void *buf = bounce_alloc(s, BOUNCE_MAX);
+	size_t bsize = bounce_size(s, len);
+	autofree void *buf = bounce_alloc(s, bsize);
 	size_t done = 0;
 
 	if (!buf)
@@ -338,7 +353,7 @@ static int bounce_read(struct raw *s, uint64_t off, const struct iovec *iov,
 		uint64_t pos = off + done;
 		uint64_t start = VS_ALIGN_DOWN(pos, (uint64_t)s->align);
 		size_t head = (size_t)(pos - start);
-		size_t n = VS_MIN(len - done, BOUNCE_MAX - head);
+		size_t n = VS_MIN(len - done, bsize - head);
 		size_t span = VS_ALIGN_UP(head + n, (size_t)s->align);
 		struct iovec biov = {.iov_base = buf, .iov_len = span};
 		int ret = rw_full(s->fd, false, start, &biov, 1, span);
@@ -362,7 +377,8 @@ static int read_block(struct raw *s, uint64_t start, void *buf)
 static int bounce_write(struct raw *s, uint64_t off, const struct iovec *iov,
 			int iovcnt, size_t len)
 {
-	autofree void *buf = bounce_alloc(s, BOUNCE_MAX);
+	size_t bsize = bounce_size(s, len);
+	autofree void *buf = bounce_alloc(s, bsize);
 	size_t done = 0;
 	int ret = 0;
 
@@ -373,7 +389,7 @@ static int bounce_write(struct raw *s, uint64_t off, const struct iovec *iov,
 		uint64_t pos = off + done;
 		uint64_t start = VS_ALIGN_DOWN(pos, (uint64_t)s->align);
 		size_t head = (size_t)(pos - start);
-		size_t n = VS_MIN(len - done, BOUNCE_MAX - head);
+		size_t n = VS_MIN(len - done, bsize - head);
 		size_t span = VS_ALIGN_UP(head + n, (size_t)s->align);
 		struct iovec biov = {.iov_base = buf, .iov_len = span};
 
