@@ -100,6 +100,19 @@ int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 	return 0;
 }
 
+int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
+			  struct vs_error **errp)
+{
+	for (int i = 0; i < QCOW2_RB_CACHE; i++)
+		free(s->rb[i].data);
+	memset(s->rb, 0, sizeof(s->rb));
+	free(s->rt);
+	free(s->cbuf);
+	s->rt = NULL;
+	s->cbuf = NULL;
+	return qcow2_refcount_load(s, filename, errp);
+}
+
 void qcow2_refcount_free(struct qcow2 *s)
 {
 	for (int i = 0; i < QCOW2_RB_CACHE; i++)

@@ -121,9 +121,14 @@ void qcow2_close_write(struct vbd *vbd, struct qcow2 *s)
 		       vbd->filename, strerror(-ret));
 }
 
+int qcow2_meta_flush(struct qcow2 *s)
+{
+	return vbd_flush(s->file);
+}
+
 int qcow2_flush(struct vbd *vbd)
 {
-	return vbd_flush(qcow2_of(vbd)->file);
+	return qcow2_meta_flush(qcow2_of(vbd));
 }
 
 /* One L2 table's worth of changes, committed in the crash-safe order. */

@@ -225,6 +225,33 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 	return 0;
 }
 
+int qcow2_meta_reload(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
+{
+	struct qcow2_meta old = s->m;
+	int ret;
+
+	s->file_size = vbd_size(s->file);
+	memset(&s->m, 0, sizeof(s->m));
+	ret = read_header(vbd, s, errp);
+	if (ret < 0) {
+		qcow2_meta_free(&s->m);
+		s->m = old;
+		return ret;
+	}
+	qcow2_meta_free(&old);
+	pthread_mutex_lock(&s->l2_lock);
+	for (int i = 0; i < QCOW2_L2_CACHE; i++)
+		s->l2[i].offset = 0;
+	pthread_mutex_unlock(&s->l2_lock);
+	free(s->l1);
+	s->l1 = NULL;
+	s->l1_size = s->m.h.l1_size;
+	ret = qcow2_l1_load(s, vbd->filename, errp);
+	if (ret == 0 && s->writable)
+		ret = qcow2_refcount_reload(s, vbd->filename, errp);
+	return ret;
+}
+
 static void qcow2_close(struct vbd *vbd)
 {
 	qcow2_close_write(vbd, qcow2_of(vbd));

@@ -192,6 +192,17 @@ void qcow2_l2_drop(struct qcow2 *s, uint64_t l2off);
 int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *what,
 		  uint64_t table, uint64_t index, uint64_t entry);
 
+/*
+ * Whole-image operations (check and repair, internal snapshots) work on
+ * the metadata in the file.  Before: qcow2_meta_flush writes back every
+ * cached metadata change and makes it stable.  After rewriting tables
+ * in the file: qcow2_meta_reload forgets every cached table and reads
+ * the header, the L1 table and the refcount table again.  Both run with
+ * w_lock held (or before the image is in use).
+ */
+int qcow2_meta_flush(struct qcow2 *s);
+int qcow2_meta_reload(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
+
 /* qcow2.c */
 int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		 int iovcnt);
@@ -203,6 +214,9 @@ uint64_t qcow2_rc_get(const uint8_t *block, uint64_t i, uint32_t order);
 void qcow2_rc_set(uint8_t *block, uint64_t i, uint32_t order, uint64_t v);
 int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 			struct vs_error **errp);
+/* Forget the cached blocks and read the (maybe moved) table again. */
+int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
+			  struct vs_error **errp);
 void qcow2_refcount_free(struct qcow2 *s);
 /* The refcount of host cluster `host` (0 when no block covers it). */
 int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val);

@@ -657,5 +657,6 @@ void vbd_spec_free(struct vbd_spec *spec)
 	free(spec->specification);
 	free(spec->transport);
 	free(spec->aio);
+	free(spec->file_driver);
 	free(spec);
 }

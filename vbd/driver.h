@@ -26,16 +26,6 @@
 
 struct vbd_engine;
 
-struct vbd_snapshot {
-	char *id;
-	char *name;
-	uint64_t vm_state_size;
-	uint64_t date_sec;
-	uint32_t date_nsec;
-	uint64_t vm_clock_nsec;
-	uint64_t disk_size;
-};
-
 struct vbd_driver {
 	const char *name;
 
@@ -129,6 +119,14 @@ struct vbd_driver {
 	 * the request on its worker pool, so every driver is asynchronous.
 	 */
 	void (*submit)(struct vbd *vbd, struct vbd_req *req);
+
+	/*
+	 * Check the image's metadata and repair what `fix` (VBD_CHECK_FIX_*)
+	 * allows; see vbd_check.  The core has already refused fixes on a
+	 * read-only vbd.  NULL: -ENOTSUP, "format does not support checks".
+	 */
+	int (*check)(struct vbd *vbd, unsigned fix, struct vbd_check *res,
+		     struct vs_error **errp);
 
 	/* Internal snapshots.  NULL: -ENOTSUP, "not supported by FORMAT". */
 	int (*snapshot_create)(struct vbd *vbd, const char *name,

@@ -311,6 +311,88 @@ int vbd_get_info(struct vbd *vbd, struct vbd_info *info, struct vs_error **errp)
 	return vbd->drv->get_info ? vbd->drv->get_info(vbd, info, errp) : 0;
 }
 
+int vbd_check(struct vbd *vbd, unsigned fix, struct vbd_check *res,
+	      struct vs_error **errp)
+{
+	memset(res, 0, sizeof(*res));
+	if (!vbd->drv->check)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: format '%s' does not support checks",
+				    vbd->filename, vbd->drv->name);
+	if (fix && vbd->readonly)
+		return vs_error_set(errp, EROFS,
+				    "%s: opened read-only, cannot repair",
+				    vbd->filename);
+	return vbd->drv->check(vbd, fix, res, errp);
+}
+
+static int no_snapshots(struct vbd *vbd, struct vs_error **errp)
+{
+	return vs_error_set(errp, ENOTSUP,
+			    "%s: internal snapshots are not supported by "
+			    "format '%s'",
+			    vbd->filename, vbd->drv->name);
+}
+
+static int snapshot_writable(struct vbd *vbd, struct vs_error **errp)
+{
+	if (vbd->readonly)
+		return vs_error_set(errp, EROFS,
+				    "%s: opened read-only, cannot change its "
+				    "snapshots",
+				    vbd->filename);
+	return 0;
+}
+
+int vbd_snapshot_create(struct vbd *vbd, const char *name,
+			struct vs_error **errp)
+{
+	if (!vbd->drv->snapshot_create)
+		return no_snapshots(vbd, errp);
+	if (snapshot_writable(vbd, errp) < 0)
+		return -EROFS;
+	return vbd->drv->snapshot_create(vbd, name, errp);
+}
+
+int vbd_snapshot_list(struct vbd *vbd, struct vbd_snapshot **list, int *count,
+		      struct vs_error **errp)
+{
+	*list = NULL;
+	*count = 0;
+	if (!vbd->drv->snapshot_list)
+		return no_snapshots(vbd, errp);
+	return vbd->drv->snapshot_list(vbd, list, count, errp);
+}
+
+int vbd_snapshot_apply(struct vbd *vbd, const char *name_or_id,
+		       struct vs_error **errp)
+{
+	if (!vbd->drv->snapshot_apply)
+		return no_snapshots(vbd, errp);
+	if (snapshot_writable(vbd, errp) < 0)
+		return -EROFS;
+	return vbd->drv->snapshot_apply(vbd, name_or_id, errp);
+}
+
+int vbd_snapshot_delete(struct vbd *vbd, const char *name_or_id,
+			struct vs_error **errp)
+{
+	if (!vbd->drv->snapshot_delete)
+		return no_snapshots(vbd, errp);
+	if (snapshot_writable(vbd, errp) < 0)
+		return -EROFS;
+	return vbd->drv->snapshot_delete(vbd, name_or_id, errp);
+}
+
+void vbd_snapshot_list_free(struct vbd_snapshot *list, int count)
+{
+	for (int i = 0; i < count; i++) {
+		free(list[i].id);
+		free(list[i].name);
+	}
+	free(list);
+}
+
 int vbd_create(const char *path, const char *format, uint64_t size,
 	       const char *options, struct vs_error **errp)
 {

@@ -33,6 +33,10 @@ enum {
 				 * (image tools only, never guest disks) */
 	VBD_O_NOLOCK = 1u << 4, /* take no locks at all (backing files that
 				 * the parent already locks, tests) */
+	VBD_O_REPAIR = 1u << 5, /* open to be checked and repaired: an image
+				 * marked dirty or corrupt opens writable and
+				 * nothing is repaired behind the caller's
+				 * back (vstor img check -r) */
 };
 
 /* I/O engines, named as QEMU names its aio= values. */
@@ -174,6 +178,60 @@ struct vbd_info {
 
 int vbd_get_info(struct vbd *vbd, struct vbd_info *info,
 		 struct vs_error **errp);
+
+/*
+ * Consistency check, as qemu-img check reports it.  `fix` is a mask of
+ * VBD_CHECK_FIX_*; repairs need a vbd opened writable with VBD_O_REPAIR.
+ * The counts describe the image as found; *_fixed say what was repaired.
+ * Returns 0 when the check ran (whatever it found), -ENOTSUP when the
+ * format has no check, or -errno with *errp when it could not run.
+ */
+enum {
+	VBD_CHECK_FIX_LEAKS = 1u << 0,
+	VBD_CHECK_FIX_ERRORS = 1u << 1,
+};
+
+struct vbd_check {
+	uint64_t corruptions;	    /* errors found */
+	uint64_t leaks;		    /* clusters referenced by nothing */
+	uint64_t check_errors;	    /* metadata that could not be read */
+	uint64_t corruptions_fixed; /* of the above, repaired */
+	uint64_t leaks_fixed;
+	uint64_t allocated_clusters; /* guest clusters with data here */
+	uint64_t total_clusters;     /* guest clusters of the disk */
+	uint64_t fragmented_clusters;
+	uint64_t compressed_clusters;
+	uint64_t image_end_offset; /* host bytes in use, 0 if unknown */
+};
+
+int vbd_check(struct vbd *vbd, unsigned fix, struct vbd_check *res,
+	      struct vs_error **errp);
+
+/* Internal snapshots (qcow2), as qemu-img snapshot lists them. */
+struct vbd_snapshot {
+	char *id;
+	char *name;
+	uint64_t vm_state_size;
+	uint64_t date_sec;
+	uint32_t date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t disk_size;
+	uint32_t icount_valid; /* nonzero: `icount` is meaningful */
+	uint64_t icount;
+};
+
+/* Each returns -ENOTSUP (and says "not supported by FORMAT") for formats
+ * without internal snapshots.  `name_or_id` matches an id first, then a
+ * name, as qemu-img does. */
+int vbd_snapshot_create(struct vbd *vbd, const char *name,
+			struct vs_error **errp);
+int vbd_snapshot_list(struct vbd *vbd, struct vbd_snapshot **list, int *count,
+		      struct vs_error **errp);
+int vbd_snapshot_apply(struct vbd *vbd, const char *name_or_id,
+		       struct vs_error **errp);
+int vbd_snapshot_delete(struct vbd *vbd, const char *name_or_id,
+			struct vs_error **errp);
+void vbd_snapshot_list_free(struct vbd_snapshot *list, int count);
 
 /* The names of all registered drivers, NULL-terminated. */
 const char *const *vbd_driver_names(void);
