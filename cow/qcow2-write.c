@@ -31,6 +31,7 @@
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "../common/log.h"
+#include "qcow2-check.h"
 #include "qcow2.h"
 
 static struct qcow2 *qcow2_of(struct vbd *vbd)
@@ -62,26 +63,30 @@ int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 	const struct qcow2_header *h = &s->m.h;
 	int ret;
 
-	if (h->incompatible & QCOW2_INCOMPAT_CORRUPT)
+	if (h->incompatible & QCOW2_INCOMPAT_CORRUPT &&
+	    !(vbd->flags & VBD_O_REPAIR))
 		return vs_error_set(errp, EIO,
 				    "%s: the image is marked corrupt; run "
-				    "'qemu-img check -r all' before writing it "
-				    "(it opens read-only)",
+				    "'vstor img check -r all' before writing "
+				    "it (it opens read-only)",
 				    vbd->filename);
-	if (h->incompatible & QCOW2_INCOMPAT_DIRTY)
-		return vs_error_set(
-			errp, EIO,
-			"%s: the image was not closed cleanly (dirty "
-			"bit set) and its refcounts may be wrong; run "
-			"'qemu-img check -r all' before writing it "
-			"(it opens read-only)",
-			vbd->filename);
 	if (pthread_mutex_init(&s->w_lock, NULL))
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->writable = true;
+	/* For check -r: the refcount structures may be broken; the
+	 * check loads what it can itself. */
+	if (vbd->flags & VBD_O_REPAIR)
+		return qcow2_open_repair(vbd, s, errp);
 	ret = qcow2_refcount_load(s, vbd->filename, errp);
 	if (ret < 0)
 		return ret;
+	/* A crash while open with lazy refcounts: repaired now, as QEMU
+	 * repairs it on open. */
+	if (h->incompatible & QCOW2_INCOMPAT_DIRTY) {
+		ret = qcow2_repair_dirty(vbd, s, errp);
+		if (ret < 0)
+			return ret;
+	}
 	s->lazy = h->version >= 3 &&
 		  (h->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS);
 	/* Autoclear features (bitmaps...) are not kept up to date by this

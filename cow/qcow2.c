@@ -167,13 +167,16 @@ static void qcow2_free(struct qcow2 *s)
 	free(s);
 }
 
-static int open_layers(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
+static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
+		       struct qcow2 *s, struct vs_error **errp)
 {
+	const char *file_driver = spec->file_driver ? spec->file_driver
+						    : "raw";
 	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
 			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	int ret;
 
-	ret = vbd_open_file(vbd->filename, "raw", flags, &s->file, errp);
+	ret = vbd_open_file(vbd->filename, file_driver, flags, &s->file, errp);
 	if (ret < 0)
 		return ret;
 	s->file_size = vbd_size(s->file);
@@ -209,7 +212,7 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 	 * to it shows. */
 	ret = chain_push(vbd, errp);
 	if (ret == 0) {
-		ret = open_layers(vbd, s, errp);
+		ret = open_layers(vbd, spec, s, errp);
 		chain_depth--;
 	}
 	if (ret < 0) {
