@@ -40,20 +40,22 @@ int qcow2_l1_load(struct qcow2 *s, const char *filename, struct vs_error **errp)
 	return 0;
 }
 
-int qcow2_l2_cache_init(struct qcow2 *s)
+int qcow2_l2_cache_init(struct qcow2 *s, uint64_t bytes)
 {
-	for (int i = 0; i < QCOW2_L2_CACHE; i++) {
-		s->l2[i].table = malloc(s->cluster_size);
-		if (!s->l2[i].table)
-			return -ENOMEM;
-	}
-	return 0;
+	uint64_t want = bytes ? bytes : (uint64_t)s->l1_size * s->cluster_size;
+	uint64_t n =
+		VS_MIN(want, (uint64_t)QCOW2_L2_CACHE_MAX) >> s->cluster_bits;
+
+	/* Slot buffers are allocated as they are first used: a large
+	 * cache costs nothing until the tables are read. */
+	return qcow2_cache_init(&s->l2c,
+				(uint32_t)VS_MAX(n, (uint64_t)QCOW2_L2_MIN),
+				s->cluster_size, true);
 }
 
 void qcow2_l2_cache_free(struct qcow2 *s)
 {
-	for (int i = 0; i < QCOW2_L2_CACHE; i++)
-		free(s->l2[i].table);
+	qcow2_cache_free(&s->l2c);
 	pthread_mutex_destroy(&s->l2_lock);
 }
 
@@ -68,72 +70,81 @@ int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *fmt,
 	return -EIO;
 }
 
-int qcow2_cache_get(struct qcow2 *s, struct qcow2_meta_slot *slots, int n,
-		    uint64_t *clock, uint64_t off, struct qcow2_meta_slot **out)
-{
-	struct qcow2_meta_slot *victim = &slots[0];
-	int ret;
-
-	for (int i = 0; i < n; i++) {
-		if (slots[i].offset == off) {
-			slots[i].used = ++*clock;
-			*out = &slots[i];
-			return 0;
-		}
-		if (slots[i].used < victim->used)
-			victim = &slots[i];
-	}
-	victim->offset = 0;
-	ret = vbd_pread(s->file, off, victim->data, s->cluster_size);
-	if (ret < 0)
-		return ret;
-	victim->offset = off;
-	victim->used = ++*clock;
-	*out = victim;
-	return 1;
-}
-
-/* The cache slot holding the L2 table at `off`, loaded if needed.
- * Called with l2_lock held. */
-static int l2_slot(struct qcow2 *s, uint64_t off, struct qcow2_meta_slot **out)
-{
-	int ret = qcow2_cache_get(s, s->l2, QCOW2_L2_CACHE, &s->l2_clock, off,
-				  out);
-
-	if (ret == 1) /* just read: entries to host byte order */
-		for (uint32_t i = 0; i < s->cluster_size / 8; i++)
-			(*out)->table[i] = be64toh((*out)->table[i]);
-	return ret < 0 ? ret : 0;
-}
-
 /*
- * Copy up to `max` L2 entries from index `idx` of the table at `l2off`
- * into `out`.  Returns how many, or -errno.
+ * Copy up to `max` L2 entries (of l2_words words each) from index `idx`
+ * of the table at `l2off` into `out`.  Returns how many, or -errno.
  */
 static int l2_entries(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 		      uint32_t max, uint64_t *out)
 {
 	struct qcow2_meta_slot *slot;
-	uint32_t n = VS_MIN(max, (uint32_t)(s->cluster_size / 8) - idx);
+	uint32_t n = VS_MIN(max, (1u << s->l2_bits) - idx);
 	int ret;
 
 	pthread_mutex_lock(&s->l2_lock);
-	ret = l2_slot(s, l2off, &slot);
-	if (ret == 0)
-		memcpy(out, slot->table + idx, n * sizeof(uint64_t));
+	ret = qcow2_cache_get(&s->l2c, s->file, l2off, &slot);
+	if (ret >= 0)
+		memcpy(out, slot->table + (size_t)idx * s->l2_words,
+		       (size_t)n * s->l2_words * sizeof(uint64_t));
 	pthread_mutex_unlock(&s->l2_lock);
 	return ret < 0 ? ret : (int)n;
 }
 
 int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table)
 {
+	int ret = l2_entries(s, l2off, 0, 1u << s->l2_bits, table);
+
+	return ret < 0 ? ret : 0;
+}
+
+int qcow2_l2_get(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		 struct qcow2_l2e *e)
+{
+	uint64_t w[2] = {0, 0};
+	int ret = l2_entries(s, l2off, idx, 1, w);
+
+	e->e = w[0];
+	e->bm = s->l2_words > 1 ? w[1] : 0;
+	return ret < 0 ? ret : 0;
+}
+
+int qcow2_l2_set(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		 const struct qcow2_l2e *e)
+{
 	struct qcow2_meta_slot *slot;
 	int ret;
 
 	pthread_mutex_lock(&s->l2_lock);
-	ret = l2_slot(s, l2off, &slot);
-	if (ret == 0)
-		memcpy(table, slot->table, s->cluster_size);
+	ret = qcow2_cache_get(&s->l2c, s->file, l2off, &slot);
+	if (ret >= 0) {
+		uint64_t *w = slot->table + (size_t)idx * s->l2_words;
+
+		__atomic_store_n(&w[0], e->e, __ATOMIC_RELAXED);
+		if (s->l2_words > 1)
+			w[1] = e->bm;
+		qcow2_cache_dirty(&s->l2c, slot);
+	}
+	pthread_mutex_unlock(&s->l2_lock);
+	return ret < 0 ? ret : 0;
+}
+
+int qcow2_l2_new(struct qcow2 *s, uint64_t l2off, uint64_t from)
+{
+	size_t bytes = s->cluster_size;
+	autofree uint64_t *copy = from ? malloc(bytes) : NULL;
+	struct qcow2_meta_slot *slot;
+	int ret = 0;
+
+	if (from && !copy)
+		return -ENOMEM;
+	if (from)
+		ret = qcow2_l2_read(s, from, copy);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&s->l2_lock);
+	ret = qcow2_cache_new(&s->l2c, l2off, &slot);
+	if (ret == 0 && copy)
+		memcpy(slot->table, copy, bytes);
 	pthread_mutex_unlock(&s->l2_lock);
 	return ret;
 }
@@ -141,39 +152,138 @@ int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table)
 void qcow2_l2_drop(struct qcow2 *s, uint64_t l2off)
 {
 	pthread_mutex_lock(&s->l2_lock);
-	for (int i = 0; i < QCOW2_L2_CACHE; i++)
-		if (s->l2[i].offset == l2off)
-			s->l2[i].offset = 0;
+	qcow2_cache_drop(&s->l2c, l2off);
 	pthread_mutex_unlock(&s->l2_lock);
 }
 
-/* Classify L2 entry `idx` of the table at `l2off`. */
-static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
-		    uint32_t idx, uint64_t e, struct qcow2_run *r)
+bool qcow2_l2_crowded(struct qcow2 *s)
 {
-	uint64_t host;
+	bool ret;
+
+	pthread_mutex_lock(&s->l2_lock);
+	ret = qcow2_cache_crowded(&s->l2c);
+	pthread_mutex_unlock(&s->l2_lock);
+	return ret;
+}
+
+int qcow2_l2_writeback(struct qcow2 *s)
+{
+	autofree uint64_t *buf = malloc(s->cluster_size);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	/* Writers are kept out by w_lock: a slot copied here does not
+	 * change before it is marked clean.  Readers only need the slot
+	 * to stay dirty (unevictable) until its cluster is on disk. */
+	for (uint32_t i = 0; i < s->l2c.n && ret == 0; i++) {
+		struct qcow2_meta_slot *sl = &s->l2c.slots[i];
+		uint64_t off;
+
+		pthread_mutex_lock(&s->l2_lock);
+		off = sl->dirty ? sl->offset : 0;
+		if (off)
+			qcow2_cache_encode(&s->l2c, sl, buf);
+		pthread_mutex_unlock(&s->l2_lock);
+		if (!off)
+			continue;
+		ret = qcow2_file_pwrite(s, off, buf, s->cluster_size);
+		if (ret == 0) {
+			pthread_mutex_lock(&s->l2_lock);
+			qcow2_cache_clean(&s->l2c, sl);
+			pthread_mutex_unlock(&s->l2_lock);
+		}
+	}
+	return ret;
+}
+
+bool qcow2_l2_dirty(struct qcow2 *s)
+{
+	bool ret;
+
+	pthread_mutex_lock(&s->l2_lock);
+	ret = s->l2c.ndirty > 0;
+	pthread_mutex_unlock(&s->l2_lock);
+	return ret;
+}
+
+/* The host cluster of an entry that points at one (not compressed). */
+static uint64_t entry_host(uint64_t e)
+{
+	return e & QCOW2_OFFSET_MASK;
+}
+
+static int classify_compressed(struct qcow2 *s, const char *fn, uint64_t l2off,
+			       uint32_t idx, uint64_t e, struct qcow2_run *r)
+{
+	/* Offset in the low x bits, then the count of 512-byte sectors
+	 * after the first one. */
+	unsigned x = 62 - (s->cluster_bits - 8);
+	uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
+	uint64_t host = e & ((1ull << x) - 1);
+
+	r->type = QCOW2_COMPRESSED;
+	r->host = host;
+	r->csize =
+		nsect * QCOW2_COMPRESSED_SECT - (host % QCOW2_COMPRESSED_SECT);
+	if (host == 0 || host >= s->file_size)
+		return qcow2_corrupt(s, fn,
+				     "compressed cluster past the end of the "
+				     "file: L2",
+				     l2off, idx, e);
+	return 0;
+}
+
+static int check_data(struct qcow2 *s, const char *fn, uint64_t l2off,
+		      uint32_t idx, uint64_t e)
+{
+	uint64_t host = entry_host(e);
+
+	if (!VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
+		return qcow2_corrupt(s, fn, "data cluster not aligned: L2",
+				     l2off, idx, e);
+	if (host >= s->file_size)
+		return qcow2_corrupt(
+			s, fn, "data cluster past the end of the file: L2",
+			l2off, idx, e);
+	return 0;
+}
+
+/*
+ * Classify subcluster `sc` of L2 entry `idx` (whole cluster without
+ * extended entries, where sc is 0).  r->host is the host offset of the
+ * unit's first byte for NORMAL.
+ */
+static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
+		    uint32_t idx, const struct qcow2_l2e *le, uint32_t sc,
+		    struct qcow2_run *r)
+{
+	uint64_t e = le->e, host = entry_host(e);
 
 	*r = (struct qcow2_run){.type = QCOW2_UNALLOCATED};
-	if (e & QCOW2_L2E_COMPRESSED) {
-		/* Offset in the low x bits, then the count of 512-byte
-		 * sectors after the first one. */
-		unsigned x = 62 - (s->cluster_bits - 8);
-		uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
+	if (e & QCOW2_L2E_COMPRESSED)
+		return classify_compressed(s, fn, l2off, idx, e, r);
+	if (s->l2_words > 1) {
+		bool alloc = le->bm >> sc & 1, zero = le->bm >> (32 + sc) & 1;
 
-		host = e & ((1ull << x) - 1);
-		r->type = QCOW2_COMPRESSED;
-		r->host = host;
-		r->csize = nsect * QCOW2_COMPRESSED_SECT -
-			   (host % QCOW2_COMPRESSED_SECT);
-		if (host == 0 || host >= s->file_size)
+		if (alloc && (zero || !host))
 			return qcow2_corrupt(
 				s, fn,
-				"compressed cluster past the end of "
-				"the file: L2",
-				l2off, idx, e);
+				zero ? "subcluster both allocated and zero: "
+				       "L2"
+				     : "allocated subcluster in an "
+				       "unallocated cluster: L2",
+				l2off, idx, le->bm);
+		if (zero)
+			r->type = QCOW2_ZERO;
+		if (!alloc)
+			return 0;
+		if (check_data(s, fn, l2off, idx, e) < 0)
+			return -EIO;
+		r->type = QCOW2_NORMAL;
+		r->host = host + ((uint64_t)sc << s->sc_bits);
 		return 0;
 	}
-	host = e & QCOW2_OFFSET_MASK;
 	if (e & QCOW2_L2E_ZERO) {
 		if (s->m.h.version < 3)
 			return qcow2_corrupt(
@@ -184,34 +294,41 @@ static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
 	}
 	if (!host)
 		return 0;
-	if (!VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
-		return qcow2_corrupt(s, fn, "data cluster not aligned: L2",
-				     l2off, idx, e);
-	if (host >= s->file_size)
-		return qcow2_corrupt(
-			s, fn, "data cluster past the end of the file: L2",
-			l2off, idx, e);
+	if (check_data(s, fn, l2off, idx, e) < 0)
+		return -EIO;
 	r->type = QCOW2_NORMAL;
 	r->host = host;
 	return 0;
 }
 
-/* The L2 table for guest offset `offset`: 0 if none is allocated. */
-static int l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
-		       uint64_t *l2off)
+int qcow2_l2_classify(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		      const struct qcow2_l2e *e, uint32_t sc,
+		      struct qcow2_run *r)
+{
+	return classify(s, s->filename, l2off, idx, e, sc, r);
+}
+
+int qcow2_l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
+		      uint64_t *l2off, bool *owned)
 {
 	uint64_t i = offset >> (s->cluster_bits + s->l2_bits);
-	uint64_t e;
+	uint64_t e, end;
 
 	*l2off = 0;
+	if (owned)
+		*owned = false;
 	if (i >= s->l1_size)
 		return 0;
 	e = __atomic_load_n(&s->l1[i], __ATOMIC_ACQUIRE);
 	*l2off = e & QCOW2_OFFSET_MASK;
+	if (owned)
+		*owned = *l2off && (e & QCOW2_L2E_COPIED);
 	if (!*l2off)
 		return 0;
-	if (!VS_IS_ALIGNED(*l2off, (uint64_t)s->cluster_size) ||
-	    *l2off > s->file_size || s->file_size - *l2off < s->cluster_size)
+	end = VS_MAX(__atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE),
+		     __atomic_load_n(&s->alloc_end, __ATOMIC_ACQUIRE));
+	if (!VS_IS_ALIGNED(*l2off, (uint64_t)s->cluster_size) || *l2off > end ||
+	    end - *l2off < s->cluster_size)
 		return qcow2_corrupt(s, fn,
 				     "L2 table not cluster-aligned inside the "
 				     "file: L1",
@@ -219,23 +336,22 @@ static int l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
 	return 0;
 }
 
-int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, uint64_t *e, bool *owned)
+uint32_t qcow2_l2_index(const struct qcow2 *s, uint64_t offset)
+{
+	return (uint32_t)((offset >> s->cluster_bits) &
+			  ((1ull << s->l2_bits) - 1));
+}
+
+int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, struct qcow2_l2e *e,
+		    bool *owned)
 {
 	uint64_t l2off;
-	uint32_t idx = (uint32_t)((offset >> s->cluster_bits) &
-				  ((1ull << s->l2_bits) - 1));
-	int ret = l2_table_of(s, s->filename, offset, &l2off);
+	int ret = qcow2_l2_table_of(s, s->filename, offset, &l2off, owned);
 
-	*e = 0;
-	*owned = false;
+	*e = (struct qcow2_l2e){0};
 	if (ret < 0 || !l2off)
 		return ret;
-	*owned = __atomic_load_n(
-			 &s->l1[offset >> (s->cluster_bits + s->l2_bits)],
-			 __ATOMIC_ACQUIRE) &
-		 QCOW2_L2E_COPIED;
-	ret = l2_entries(s, l2off, idx, 1, e);
-	return ret < 0 ? ret : 0;
+	return qcow2_l2_get(s, l2off, qcow2_l2_index(s, offset), e);
 }
 
 #define MAP_BATCH 64
@@ -243,15 +359,16 @@ int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, uint64_t *e, bool *owned)
 int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 	      uint64_t len, struct qcow2_run *run)
 {
+	uint64_t usize = 1ull << s->sc_bits; /* the unit of mapping */
 	uint64_t csize = s->cluster_size;
-	uint64_t in = offset & (csize - 1);
-	uint64_t l2off, ents[MAP_BATCH];
-	uint32_t idx = (uint32_t)((offset >> s->cluster_bits) &
-				  ((1ull << s->l2_bits) - 1));
-	uint64_t want = (in + len + csize - 1) >> s->cluster_bits;
+	uint64_t l2off, ents[MAP_BATCH * 2];
+	uint32_t idx = qcow2_l2_index(s, offset);
+	uint64_t want =
+		((offset & (csize - 1)) + len + csize - 1) >> s->cluster_bits;
+	uint64_t pos = offset, end = offset + len;
 	int n, ret;
 
-	ret = l2_table_of(s, filename, offset, &l2off);
+	ret = qcow2_l2_table_of(s, filename, offset, &l2off, NULL);
 	if (ret < 0)
 		return ret;
 	if (!l2off) {
@@ -272,27 +389,49 @@ int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 		       filename, l2off, strerror(-n));
 		return n;
 	}
-	ret = classify(s, filename, l2off, idx, ents[0], run);
-	if (ret < 0)
-		return ret;
-	if (run->type == QCOW2_NORMAL)
-		run->host += in;
-	run->len = csize - in;
-	if (run->type == QCOW2_COMPRESSED)
-		goto out;
-	for (int i = 1; i < n && run->len < len; i++) {
-		struct qcow2_run next;
+	/* Walk unit by unit while the mapping continues the run. */
+	for (int i = 0; i < n && pos < end; i++) {
+		struct qcow2_l2e le = {
+			.e = ents[(size_t)i * s->l2_words],
+			.bm = s->l2_words > 1 ? ents[(size_t)i * 2 + 1] : 0,
+		};
+		uint64_t cend = VS_ALIGN_DOWN(pos, csize) + csize;
 
-		ret = classify(s, filename, l2off, idx + (uint32_t)i, ents[i],
-			       &next);
-		if (ret < 0 || next.type != run->type)
-			break; /* the error comes when the caller gets there */
-		if (run->type == QCOW2_NORMAL &&
-		    next.host != run->host + run->len)
-			break;
-		run->len += csize;
+		while (pos < cend && pos < end) {
+			uint32_t sc =
+				(uint32_t)((pos & (csize - 1)) >> s->sc_bits);
+			uint64_t in = pos & (usize - 1);
+			struct qcow2_run r;
+
+			ret = classify(s, filename, l2off, idx + (uint32_t)i,
+				       &le, sc, &r);
+			if (ret < 0) {
+				if (pos == offset)
+					return ret;
+				goto out; /* the error comes when the caller
+					   * gets there */
+			}
+			if (r.type == QCOW2_COMPRESSED) {
+				if (pos != offset)
+					goto out;
+				*run = r;
+				run->len = VS_MIN(cend - pos, end - pos);
+				return 0;
+			}
+			if (r.type == QCOW2_NORMAL)
+				r.host += in;
+			if (pos == offset) {
+				*run = r;
+				run->len = 0;
+			} else if (r.type != run->type ||
+				   (r.type == QCOW2_NORMAL &&
+				    r.host != run->host + run->len)) {
+				goto out;
+			}
+			run->len += VS_MIN(usize - in, end - pos);
+			pos += VS_MIN(usize - in, end - pos);
+		}
 	}
 out:
-	run->len = VS_MIN(run->len, len);
 	return 0;
 }

@@ -12,6 +12,18 @@
 #include "../common/cleanup.h"
 #include "qcow2.h"
 
+/* Limits QEMU also applies (qcow2.h may take these over). */
+#ifndef QCOW2_MAX_REFTABLE_BYTES
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#endif
+#ifndef QCOW2_MAX_SNAPSHOTS
+#define QCOW2_MAX_SNAPSHOTS 65536
+#endif
+/* The fixed part of a snapshot table entry: no entry is shorter. */
+#ifndef QCOW2_SNAPSHOT_MIN_BYTES
+#define QCOW2_SNAPSHOT_MIN_BYTES 40
+#endif
+
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
@@ -135,17 +147,27 @@ static int check_features(const struct qcow2_header *h,
 				    "%s: incompatible feature bit 2 (external "
 				    "data file) is not supported",
 				    fn);
-	if (h->incompatible & QCOW2_INCOMPAT_EXTENDED_L2)
-		return vs_error_set(errp, ENOTSUP,
-				    "%s: incompatible feature bit 4 (extended "
-				    "L2 entries, subclusters) is not "
-				    "supported yet",
-				    fn);
+	if ((h->incompatible & QCOW2_INCOMPAT_EXTENDED_L2) &&
+	    h->cluster_bits < 14)
+		return vs_error_set(errp, EINVAL,
+				    "%s: extended L2 entries (incompatible bit "
+				    "4) with cluster_bits %" PRIu32
+				    ": subclusters need clusters of at least "
+				    "16 KiB",
+				    fn, h->cluster_bits);
 	if (h->compression_type > QCOW2_COMPRESSION_ZSTD)
 		return vs_error_set(errp, ENOTSUP,
 				    "%s: compression_type %u is unknown "
 				    "(0 = zlib, 1 = zstd)",
 				    fn, h->compression_type);
+	if ((h->incompatible & QCOW2_INCOMPAT_COMPRESSION) &&
+	    h->header_length <= QCOW2_V3_HEADER_LEN)
+		return vs_error_set(errp, EINVAL,
+				    "%s: incompatible feature bit 3 "
+				    "(compression type) is set but "
+				    "header_length %" PRIu32
+				    " leaves no room for compression_type",
+				    fn, h->header_length);
 	if (!!(h->incompatible & QCOW2_INCOMPAT_COMPRESSION) !=
 	    (h->compression_type != QCOW2_COMPRESSION_ZLIB))
 		return vs_error_set(
@@ -168,7 +190,10 @@ static int check_features(const struct qcow2_header *h,
 static int check_l1(const struct qcow2_header *h, uint64_t file_size,
 		    const char *fn, struct vs_error **errp)
 {
-	uint64_t per_l2 = 1ull << (2 * h->cluster_bits - 3);
+	/* Guest bytes one L2 table covers; extended entries are twice as
+	 * large, so a table covers half as much. */
+	unsigned ext = (h->incompatible & QCOW2_INCOMPAT_EXTENDED_L2) ? 1 : 0;
+	uint64_t per_l2 = 1ull << (2 * h->cluster_bits - 3 - ext);
 	uint64_t need;
 
 	if (h->size > INT64_MAX)
@@ -204,28 +229,126 @@ static int check_l1(const struct qcow2_header *h, uint64_t file_size,
 	return 0;
 }
 
-static int check_refcount_and_snapshots(const struct qcow2_header *h,
-					uint64_t file_size, const char *fn,
-					struct vs_error **errp)
+static int check_refcount(const struct qcow2_header *h, uint64_t file_size,
+			  const char *fn, struct vs_error **errp)
+{
+	uint64_t csize = 1ull << h->cluster_bits;
+	uint64_t bytes = (uint64_t)h->refcount_table_clusters
+			 << h->cluster_bits;
+
+	if (h->refcount_table_clusters == 0)
+		return vs_error_set(errp, EINVAL,
+				    "%s: refcount_table_clusters 0: the image "
+				    "has no refcount table",
+				    fn);
+	if (bytes > QCOW2_MAX_REFTABLE_BYTES)
+		return vs_error_set(errp, EINVAL,
+				    "%s: refcount_table_clusters %" PRIu32
+				    " makes a refcount table larger than 8 MiB",
+				    fn, h->refcount_table_clusters);
+	if (!VS_IS_ALIGNED(h->refcount_table_offset, csize))
+		return vs_error_set(errp, EINVAL,
+				    "%s: refcount_table_offset 0x%" PRIx64
+				    " is not aligned to a cluster",
+				    fn, h->refcount_table_offset);
+	if (!inside(h->refcount_table_offset, bytes, file_size))
+		return vs_error_set(errp, EINVAL,
+				    "%s: refcount_table_offset 0x%" PRIx64
+				    " with refcount_table_clusters %" PRIu32
+				    " is past the end of the file (%" PRIu64
+				    " bytes)",
+				    fn, h->refcount_table_offset,
+				    h->refcount_table_clusters, file_size);
+	return 0;
+}
+
+/*
+ * The snapshot table as far as the header tells: its entries are read
+ * and checked with the table (qcow2-snapshot.c); here only its place.
+ * Each entry takes at least QCOW2_SNAPSHOT_MIN_BYTES.
+ */
+static int check_snapshots(const struct qcow2_header *h, uint64_t file_size,
+			   const char *fn, struct vs_error **errp)
 {
 	uint64_t csize = 1ull << h->cluster_bits;
 
-	if (!VS_IS_ALIGNED(h->refcount_table_offset, csize) ||
-	    !inside(h->refcount_table_offset,
-		    (uint64_t)h->refcount_table_clusters << h->cluster_bits,
-		    file_size))
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
 		return vs_error_set(errp, EINVAL,
-				    "%s: refcount_table_offset 0x%" PRIx64
-				    " (%" PRIu32
-				    " clusters) is not cluster-aligned inside "
-				    "the file (%" PRIu64 " bytes)",
-				    fn, h->refcount_table_offset,
-				    h->refcount_table_clusters, file_size);
-	if (h->nb_snapshots && !VS_IS_ALIGNED(h->snapshots_offset, csize))
+				    "%s: nb_snapshots %" PRIu32
+				    " is more than %d",
+				    fn, h->nb_snapshots, QCOW2_MAX_SNAPSHOTS);
+	if (!h->nb_snapshots)
+		return 0;
+	if (!VS_IS_ALIGNED(h->snapshots_offset, csize))
 		return vs_error_set(errp, EINVAL,
 				    "%s: snapshots_offset 0x%" PRIx64
 				    " is not aligned to a cluster",
 				    fn, h->snapshots_offset);
+	if (!inside(h->snapshots_offset,
+		    (uint64_t)h->nb_snapshots * QCOW2_SNAPSHOT_MIN_BYTES,
+		    file_size))
+		return vs_error_set(
+			errp, EINVAL,
+			"%s: snapshots_offset 0x%" PRIx64
+			" with nb_snapshots %" PRIu32
+			" is past the end of the file (%" PRIu64 " bytes)",
+			fn, h->snapshots_offset, h->nb_snapshots, file_size);
+	return 0;
+}
+
+/* A table the header points at: [off, off + len), named by its field. */
+struct region {
+	const char *field; /* the header field holding its offset */
+	const char *what;
+	uint64_t off, len;
+};
+
+static bool overlap(const struct region *a, const struct region *b)
+{
+	return a->len && b->len && a->off < b->off + b->len &&
+	       b->off < a->off + a->len;
+}
+
+/*
+ * The header cluster, the L1 table, the refcount table and the snapshot
+ * table must not share a byte (every offset and length is already
+ * checked to lie inside the file, so the sums do not overflow).  The
+ * message names both fields.
+ */
+static int check_overlaps(const struct qcow2_header *h, const char *fn,
+			  struct vs_error **errp)
+{
+	const struct region r[] = {
+		{"header", "header cluster", 0, 1ull << h->cluster_bits},
+		{"l1_table_offset", "L1 table", h->l1_table_offset,
+		 (uint64_t)h->l1_size * 8},
+		{"refcount_table_offset", "refcount table",
+		 h->refcount_table_offset,
+		 (uint64_t)h->refcount_table_clusters << h->cluster_bits},
+		{"snapshots_offset", "snapshot table", h->snapshots_offset,
+		 (uint64_t)h->nb_snapshots * QCOW2_SNAPSHOT_MIN_BYTES},
+	};
+
+	for (size_t j = 1; j < VS_ARRAY_SIZE(r); j++) {
+		if (overlap(&r[0], &r[j]))
+			return vs_error_set(
+				errp, EINVAL,
+				"%s: %s 0x%" PRIx64 " (the %s, %" PRIu64
+				" bytes) overlaps the header cluster "
+				"(%" PRIu64 " bytes)",
+				fn, r[j].field, r[j].off, r[j].what, r[j].len,
+				r[0].len);
+		for (size_t i = 1; i < j; i++)
+			if (overlap(&r[i], &r[j]))
+				return vs_error_set(
+					errp, EINVAL,
+					"%s: %s 0x%" PRIx64 " (the %s, %" PRIu64
+					" bytes) overlaps %s 0x%" PRIx64
+					" (the %s, %" PRIu64 " bytes)",
+					fn, r[j].field, r[j].off, r[j].what,
+					r[j].len, r[i].field, r[i].off,
+					r[i].what, r[i].len);
+	}
 	return 0;
 }
 
@@ -260,6 +383,13 @@ static int parse_backing_name(const uint8_t *buf, size_t len,
 				    " is not between 1 and %d",
 				    fn, h->backing_file_size,
 				    QCOW2_MAX_BACKING_NAME);
+	if (h->backing_file_offset < h->header_length)
+		return vs_error_set(errp, EINVAL,
+				    "%s: backing_file_offset %" PRIu64
+				    " overlaps the header (header_length "
+				    "%" PRIu32 ")",
+				    fn, h->backing_file_offset,
+				    h->header_length);
 	if (!inside(h->backing_file_offset, h->backing_file_size, limit))
 		return vs_error_set(errp, EINVAL,
 				    "%s: backing_file_offset %" PRIu64
@@ -301,21 +431,26 @@ static int parse_extensions(const uint8_t *buf, size_t len,
 	const struct qcow2_header *h = &m->h;
 	uint64_t end = VS_MIN((uint64_t)len, (uint64_t)m->cluster_size);
 	uint64_t off = h->header_length;
+	const char *limit = len < m->cluster_size
+				    ? "the end of the file"
+				    : "the end of the first cluster";
 
-	if (h->backing_file_offset && h->backing_file_offset < end)
+	if (h->backing_file_offset && h->backing_file_offset < end) {
 		end = h->backing_file_offset;
+		limit = "the backing file name";
+	}
 	while (off + 8 <= end) {
 		uint32_t type = be32(buf + off), n = be32(buf + off + 4);
 
 		if (type == QCOW2_EXT_END)
 			break;
 		if (n > end - off - 8)
-			return vs_error_set(errp, EINVAL,
-					    "%s: header extension 0x%08" PRIx32
-					    " at offset %" PRIu64
-					    " with length %" PRIu32
-					    " runs past the first cluster",
-					    fn, type, off, n);
+			return vs_error_set(
+				errp, EINVAL,
+				"%s: header extension 0x%08" PRIx32
+				" at offset %" PRIu64 " with length %" PRIu32
+				" runs past %s (offset %" PRIu64 ")",
+				fn, type, off, n, limit, end);
 		if (type == QCOW2_EXT_BACKING_FORMAT) {
 			free(m->backing_format);
 			m->backing_format = NULL;
@@ -384,8 +519,11 @@ int qcow2_header_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 	if (ret == 0)
 		ret = check_l1(h, file_size, filename, errp);
 	if (ret == 0)
-		ret = check_refcount_and_snapshots(h, file_size, filename,
-						   errp);
+		ret = check_refcount(h, file_size, filename, errp);
+	if (ret == 0)
+		ret = check_snapshots(h, file_size, filename, errp);
+	if (ret == 0)
+		ret = check_overlaps(h, filename, errp);
 	if (ret == 0)
 		ret = parse_backing_name(buf, len, m, filename, errp);
 	if (ret < 0)

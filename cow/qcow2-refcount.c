@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Refcounts: the refcount table (in memory while the image is open for
- * writing), refcount blocks (a small write-through cache) and cluster
- * allocation.  New clusters always come from the end of the image, which
- * is simple and always valid: a crash can leak clusters there, never
- * hand one out twice.
+ * writing), refcount blocks (a write-back cache) and cluster allocation.
+ *
+ * The cached blocks only ever run ahead of the disk by increments, which
+ * are safe to write at any moment (a crash then leaks, never frees, a
+ * cluster): decrements wait in qcow2-flush.c until the tables that
+ * dropped the reference are stable.  So a free cluster (refcount 0 here)
+ * is free on disk too, and allocation may hand it out again.
  *
  * Everything here runs under the writers' lock (w_lock), except
  * qcow2_file_pwritev, which in-place writes also use.
@@ -70,13 +73,9 @@ int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 	s->rt_size = bytes / 8;
 	s->rt = malloc(bytes ? bytes : 1);
 	s->cbuf = malloc(s->cluster_size);
-	if (!s->rt || !s->cbuf)
+	if (!s->rt || !s->cbuf ||
+	    qcow2_cache_init(&s->rbc, QCOW2_RB_CACHE, s->cluster_size, false))
 		return vs_error_set(errp, ENOMEM, "out of memory");
-	for (int i = 0; i < QCOW2_RB_CACHE; i++) {
-		s->rb[i].data = malloc(s->cluster_size);
-		if (!s->rb[i].data)
-			return vs_error_set(errp, ENOMEM, "out of memory");
-	}
 	ret = bytes ? vbd_pread(s->file, h->refcount_table_offset, s->rt, bytes)
 		    : 0;
 	if (ret < 0)
@@ -97,15 +96,14 @@ int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 					    filename, i, s->rt[i]);
 	}
 	s->alloc_end = VS_ALIGN_UP(s->file_size, (uint64_t)s->cluster_size);
+	s->free_next = 0;
 	return 0;
 }
 
 int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
 			  struct vs_error **errp)
 {
-	for (int i = 0; i < QCOW2_RB_CACHE; i++)
-		free(s->rb[i].data);
-	memset(s->rb, 0, sizeof(s->rb));
+	qcow2_cache_free(&s->rbc);
 	free(s->rt);
 	free(s->cbuf);
 	s->rt = NULL;
@@ -115,10 +113,10 @@ int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
 
 void qcow2_refcount_free(struct qcow2 *s)
 {
-	for (int i = 0; i < QCOW2_RB_CACHE; i++)
-		free(s->rb[i].data);
+	qcow2_cache_free(&s->rbc);
 	free(s->rt);
 	free(s->cbuf);
+	free(s->frees);
 }
 
 /* Raise *p to v; in-place writes run outside the writers' lock. */
@@ -158,9 +156,15 @@ int qcow2_file_pwrite(struct qcow2 *s, uint64_t off, const void *buf,
 /* The cached refcount block at `off`, read if needed. */
 static int rb_slot(struct qcow2 *s, uint64_t off, struct qcow2_meta_slot **out)
 {
-	int ret = qcow2_cache_get(s, s->rb, QCOW2_RB_CACHE, &s->rb_clock, off,
-				  out);
+	int ret = qcow2_cache_get(&s->rbc, s->file, off, out);
 
+	/* Every slot dirty: write them back (increments only, always
+	 * safe) and try again. */
+	if (ret == -EBUSY) {
+		ret = qcow2_refcount_writeback(s);
+		if (ret == 0)
+			ret = qcow2_cache_get(&s->rbc, s->file, off, out);
+	}
 	return ret < 0 ? ret : 0;
 }
 
@@ -188,12 +192,31 @@ int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val)
 	return ret;
 }
 
-/* Write bytes [lo, hi) of a cached block back to its place. */
-static int rb_write(struct qcow2 *s, struct qcow2_meta_slot *rb, uint64_t lo,
-		    uint64_t hi)
+int qcow2_refcount_writeback(struct qcow2 *s)
 {
-	return qcow2_file_pwrite(s, rb->offset + lo, rb->data + lo,
-				 (size_t)(hi - lo));
+	for (uint32_t i = 0; i < s->rbc.n; i++) {
+		struct qcow2_meta_slot *sl = &s->rbc.slots[i];
+		int ret;
+
+		if (!sl->dirty)
+			continue;
+		ret = qcow2_file_pwrite(s, sl->offset, sl->data,
+					s->cluster_size);
+		if (ret < 0)
+			return ret;
+		qcow2_cache_clean(&s->rbc, sl);
+	}
+	return 0;
+}
+
+bool qcow2_refcount_dirty(const struct qcow2 *s)
+{
+	return s->rbc.ndirty > 0;
+}
+
+bool qcow2_refcount_crowded(const struct qcow2 *s)
+{
+	return qcow2_cache_crowded(&s->rbc);
 }
 
 int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
@@ -201,11 +224,10 @@ int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 {
 	uint64_t c = host >> s->cluster_bits;
 	uint64_t last = (host + len - 1) >> s->cluster_bits;
-	unsigned bits = 1u << s->rc_order;
 
 	while (c <= last) {
 		struct qcow2_meta_slot *rb;
-		uint64_t idx, lo, hi;
+		uint64_t idx;
 		int ret = rb_of(s, c, &rb, &idx);
 
 		if (ret < 0)
@@ -216,7 +238,6 @@ int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 					     "in use: refcount",
 					     s->m.h.refcount_table_offset,
 					     c / s->rb_entries, 0);
-		lo = idx * bits / 8;
 		for (; c <= last && idx < s->rb_entries; c++, idx++) {
 			uint64_t v = qcow2_rc_get(rb->data, idx, s->rc_order);
 
@@ -232,10 +253,7 @@ int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 			qcow2_rc_set(rb->data, idx, s->rc_order,
 				     delta > 0 ? v + 1 : v - 1);
 		}
-		hi = VS_ALIGN_UP(idx * bits, 8) / 8;
-		ret = rb_write(s, rb, lo, hi);
-		if (ret < 0)
-			return ret;
+		qcow2_cache_dirty(&s->rbc, rb);
 	}
 	return 0;
 }
@@ -309,6 +327,11 @@ static int grow(struct qcow2 *s, uint64_t start)
 				return ret;
 		}
 	}
+	/* Those increments must be on disk before the blocks they count
+	 * are linked in. */
+	ret = qcow2_refcount_writeback(s);
+	if (ret < 0)
+		return ret;
 	if (n == 0) {
 		ret = vbd_flush(s->file);
 		for (uint64_t i = 0; i < nnew && ret == 0; i++) {
@@ -324,7 +347,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 		}
 		if (ret == 0)
 			ret = vbd_flush(s->file);
-		s->alloc_end = e * csize;
+		__atomic_store_n(&s->alloc_end, e * csize, __ATOMIC_RELEASE);
 		return ret;
 	}
 	/* A new table: the old entries and the new ones, then the header
@@ -364,21 +387,60 @@ static int grow(struct qcow2 *s, uint64_t start)
 	s->rt_size = nsize;
 	s->m.h.refcount_table_offset = toff;
 	s->m.h.refcount_table_clusters = (uint32_t)n;
-	s->alloc_end = e * csize;
+	__atomic_store_n(&s->alloc_end, e * csize, __ATOMIC_RELEASE);
 	vs_debug("qcow2",
 		 "refcount table moved to 0x%" PRIx64 " (%" PRIu64 " clusters)",
 		 toff, n);
 	return qcow2_refcount_update(s, old_off, old_clusters * csize, -1);
 }
 
-int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host)
+/*
+ * The first cluster from free_next on, below the end, whose refcount is
+ * 0: *host = 0 when there is none.
+ */
+static int find_free(struct qcow2 *s, uint64_t *host)
 {
-	for (;;) {
-		uint64_t c = s->alloc_end >> s->cluster_bits, v;
+	uint64_t end = s->alloc_end >> s->cluster_bits;
+
+	*host = 0;
+	while (s->free_next < end) {
+		uint64_t c = s->free_next;
 		struct qcow2_meta_slot *rb;
 		uint64_t idx;
 		int ret = rb_of(s, c, &rb, &idx);
 
+		if (ret < 0)
+			return ret;
+		if (!rb) {
+			/* No block: nothing here is in use, and nothing
+			 * can be allocated without one. */
+			s->free_next = VS_MIN(end, (c / s->rb_entries + 1) *
+							   s->rb_entries);
+			continue;
+		}
+		for (; idx < s->rb_entries && c < end; idx++, c++)
+			if (!qcow2_rc_get(rb->data, idx, s->rc_order)) {
+				s->free_next = c + 1;
+				*host = c << s->cluster_bits;
+				return 0;
+			}
+		s->free_next = c;
+	}
+	return 0;
+}
+
+int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host)
+{
+	int ret = find_free(s, host);
+
+	if (ret < 0 || *host)
+		return ret;
+	for (;;) {
+		uint64_t c = s->alloc_end >> s->cluster_bits, v;
+		struct qcow2_meta_slot *rb;
+		uint64_t idx;
+
+		ret = rb_of(s, c, &rb, &idx);
 		if (ret < 0)
 			return ret;
 		if (!rb) {
@@ -388,9 +450,11 @@ int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host)
 			continue;
 		}
 		v = qcow2_rc_get(rb->data, idx, s->rc_order);
-		s->alloc_end += s->cluster_size;
+		__atomic_store_n(&s->alloc_end, s->alloc_end + s->cluster_size,
+				 __ATOMIC_RELEASE);
 		if (v == 0) {
 			*host = c << s->cluster_bits;
+			s->free_next = c + 1;
 			return 0;
 		}
 	}

@@ -1,25 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Writing qcow2 images: opening for writing (dirty and corrupt bits),
- * guest writes with cluster allocation and copy-on-write, zero clusters,
- * flush and a clean close.
+ * guest writes with cluster allocation and copy-on-write, subclusters,
+ * zero clusters, discard, flush and a clean close.
  *
- * Metadata never points at something before that something is stable:
+ * Data goes to its cluster at once; metadata changes (L2 entries, L1
+ * entries, refcounts) are made in the caches and written back in a safe
+ * order by qcow2-flush.c, at the guest's flush or when a cache fills up.
+ * References that a write drops (a cluster replaced by its copy, a
+ * discarded one) are only released after that write-back, so a cluster
+ * is never reused while a stable table still points at it.
  *
- *   1. data (whole new clusters, old content filled in) and new L2
- *      tables are written, then fdatasync;
- *   2. refcounts of the new clusters go up, then fdatasync;
- *   3. the L2 entries (or the L1 entry of a new L2 table) are written;
- *   4. only then, after another fdatasync, do the refcounts of what was
- *      replaced go down.
- *
- * A crash at any point leaves at most leaked clusters (refcount above
- * the references), which `qemu-img check -r leaks` reclaims.  Refcounts
- * are kept exact even with lazy_refcounts; such images only carry the
- * dirty bit while open, as the spec asks.  Metadata is written through,
- * so a flush is just an fdatasync of the file.  One lock (w_lock)
- * serialises allocating writers; writes to clusters the image owns alone
- * go straight to their place in parallel, and readers only share the L2
+ * One lock (w_lock) serialises writers that change metadata; writes to
+ * clusters (or allocated subclusters) that the image owns alone go
+ * straight to their place in parallel, and readers only share the L2
  * cache with writers.
  */
 #include <endian.h>
@@ -70,7 +64,8 @@ int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 				    "'vstor img check -r all' before writing "
 				    "it (it opens read-only)",
 				    vbd->filename);
-	if (pthread_mutex_init(&s->w_lock, NULL))
+	if (pthread_mutex_init(&s->w_lock, NULL) ||
+	    pthread_rwlock_init(&s->inplace_lock, NULL))
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->writable = true;
 	/* For check -r: the refcount structures may be broken; the
@@ -114,7 +109,7 @@ void qcow2_close_write(struct vbd *vbd, struct qcow2 *s)
 
 	if (!s->writable)
 		return;
-	ret = vbd_flush(s->file);
+	ret = qcow2_meta_flush(s);
 	/* A failed flush or a corrupt image keeps the dirty bit: check
 	 * will have to look at it. */
 	if (ret == 0 && s->lazy &&
@@ -126,279 +121,255 @@ void qcow2_close_write(struct vbd *vbd, struct qcow2 *s)
 		       vbd->filename, strerror(-ret));
 }
 
-int qcow2_meta_flush(struct qcow2 *s)
-{
-	return vbd_flush(s->file);
-}
-
 int qcow2_flush(struct vbd *vbd)
 {
-	return qcow2_meta_flush(qcow2_of(vbd));
-}
+	struct qcow2 *s = qcow2_of(vbd);
+	int ret;
 
-/* One L2 table's worth of changes, committed in the crash-safe order. */
-struct chunk {
-	uint64_t l1i;
-	uint64_t l2off;	 /* current table, 0 if none */
-	bool l2_own;	 /* table exists with COPIED set in L1: update it */
-	uint64_t *tab;	 /* the table, host byte order, being changed */
-	uint32_t lo, hi; /* changed entries [lo, hi) */
-	uint64_t *newc;	 /* clusters whose refcount goes up */
-	uint32_t nnew;
-	uint64_t *oldc; /* replaced entries whose references go down */
-	uint32_t nold;
-	bool wrote; /* something to make stable before refcounts */
-};
-
-static void chunk_free(struct chunk *c)
-{
-	free(c->tab);
-	free(c->newc);
-	free(c->oldc);
-}
-
-static int chunk_init(struct qcow2 *s, struct chunk *c, uint64_t off,
-		      uint32_t nclusters)
-{
-	uint64_t e;
-
-	memset(c, 0, sizeof(*c));
-	c->l1i = off >> (s->cluster_bits + s->l2_bits);
-	c->tab = calloc(1, s->cluster_size);
-	c->newc = calloc(nclusters + 1, sizeof(uint64_t));
-	c->oldc = calloc(nclusters, sizeof(uint64_t));
-	if (!c->tab || !c->newc || !c->oldc)
-		return -ENOMEM;
-	c->lo = UINT32_MAX;
-	e = s->l1[c->l1i];
-	c->l2off = e & QCOW2_OFFSET_MASK;
-	c->l2_own = c->l2off && (e & QCOW2_L2E_COPIED);
-	if (!c->l2off)
-		return 0;
-	if (!VS_IS_ALIGNED(c->l2off, (uint64_t)s->cluster_size) ||
-	    c->l2off + s->cluster_size > s->file_size)
-		return qcow2_corrupt(s, s->filename,
-				     "L2 table not cluster-aligned inside the "
-				     "file: L1",
-				     s->m.h.l1_table_offset, c->l1i, e);
-	return qcow2_l2_read(s, c->l2off, c->tab);
-}
-
-/* Set entry `idx`; `old` is released after the new entry is stable. */
-static void chunk_set(struct chunk *c, uint32_t idx, uint64_t e, bool release)
-{
-	if (release)
-		c->oldc[c->nold++] = c->tab[idx];
-	c->tab[idx] = e;
-	c->lo = VS_MIN(c->lo, idx);
-	c->hi = VS_MAX(c->hi, idx + 1);
-}
-
-/* True when an L2 entry holds a reference to host clusters. */
-static bool holds_ref(uint64_t e)
-{
-	return (e & QCOW2_L2E_COMPRESSED) || (e & QCOW2_OFFSET_MASK);
-}
-
-static int release(struct qcow2 *s, uint64_t e)
-{
-	if (e & QCOW2_L2E_COMPRESSED) {
-		unsigned x = 62 - (s->cluster_bits - 8);
-		uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
-		uint64_t host = e & ((1ull << x) - 1);
-
-		return qcow2_refcount_update(s, VS_ALIGN_DOWN(host, 512ull),
-					     nsect * QCOW2_COMPRESSED_SECT, -1);
-	}
-	return qcow2_refcount_update(s, e & QCOW2_OFFSET_MASK, s->cluster_size,
-				     -1);
-}
-
-static int be_write_table(struct qcow2 *s, uint64_t off, const uint64_t *tab,
-			  uint32_t lo, uint32_t hi)
-{
-	autofree uint64_t *be = malloc((size_t)(hi - lo) * 8);
-
-	if (!be)
-		return -ENOMEM;
-	for (uint32_t i = lo; i < hi; i++)
-		be[i - lo] = htobe64(tab[i]);
-	return qcow2_file_pwrite(s, off + (uint64_t)lo * 8, be,
-				 (size_t)(hi - lo) * 8);
-}
-
-static int chunk_commit(struct qcow2 *s, struct chunk *c)
-{
-	uint64_t n2 = 0;
-	int ret = 0;
-
-	if (c->lo >= c->hi)
-		return 0;
-	if (!c->l2_own) {
-		/* A new table: a copy of the shared one, or empty. */
-		ret = qcow2_alloc_cluster(s, &n2);
-		if (ret == 0)
-			ret = be_write_table(s, n2, c->tab, 0,
-					     s->cluster_size / 8);
-		if (ret < 0)
-			return ret;
-		c->newc[c->nnew++] = n2;
-		c->wrote = true;
-	}
-	if (c->wrote)
-		ret = vbd_flush(s->file);
-	for (uint32_t i = 0; i < c->nnew && ret == 0; i++)
-		ret = qcow2_refcount_update(s, c->newc[i], s->cluster_size, 1);
-	if (ret == 0 && c->nnew)
-		ret = vbd_flush(s->file);
-	if (ret < 0)
-		return ret;
-	if (n2) {
-		ret = write_be64(s, s->m.h.l1_table_offset + c->l1i * 8,
-				 n2 | QCOW2_L2E_COPIED);
-		if (ret < 0)
-			return ret;
-		__atomic_store_n(&s->l1[c->l1i], n2 | QCOW2_L2E_COPIED,
-				 __ATOMIC_RELEASE);
-	} else {
-		ret = be_write_table(s, c->l2off, c->tab, c->lo, c->hi);
-	}
-	if (c->l2off)
-		qcow2_l2_drop(s, c->l2off);
-	if (ret < 0 || (!c->nold && !(n2 && c->l2off)))
-		return ret;
-	ret = vbd_flush(s->file);
-	for (uint32_t i = 0; i < c->nold && ret == 0; i++)
-		ret = release(s, c->oldc[i]);
-	/* The shared table it replaced has one reference less. */
-	if (ret == 0 && n2 && c->l2off)
-		ret = qcow2_refcount_update(s, c->l2off, s->cluster_size, -1);
+	pthread_mutex_lock(&s->w_lock);
+	ret = qcow2_meta_flush(s);
+	pthread_mutex_unlock(&s->w_lock);
 	return ret;
 }
 
-/* Check a normal entry's offset before writing through it. */
-static int check_host(struct qcow2 *s, struct chunk *c, uint32_t idx)
+/* Bits [a, b) of a 32-bit subcluster mask. */
+static uint64_t sc_mask(uint32_t a, uint32_t b)
 {
-	uint64_t e = c->tab[idx], host = e & QCOW2_OFFSET_MASK;
-
-	if (e & QCOW2_L2E_COMPRESSED)
-		return 0;
-	if (host && (!VS_IS_ALIGNED(host, (uint64_t)s->cluster_size) ||
-		     host >= s->file_size))
-		return qcow2_corrupt(s, s->filename,
-				     "data cluster not cluster-aligned inside "
-				     "the file: L2",
-				     c->l2off, idx, e);
-	if ((e & QCOW2_L2E_ZERO) && s->m.h.version < 3)
-		return qcow2_corrupt(s, s->filename,
-				     "zero flag in a version 2 image: L2",
-				     c->l2off, idx, e);
-	return 0;
+	return (b >= 32 ? 0xffffffffull : (1ull << b) - 1) & ~((1ull << a) - 1);
 }
 
-static bool in_place(const struct chunk *c, uint64_t e)
+#define SC_ALL 0xffffffffull
+
+/* A cluster the image owns alone, stored plainly at its host offset. */
+static bool owned_data(const struct qcow2_l2e *le)
 {
-	return c->l2_own && (e & QCOW2_L2E_COPIED) &&
-	       !(e & (QCOW2_L2E_COMPRESSED | QCOW2_L2E_ZERO)) &&
-	       (e & QCOW2_OFFSET_MASK);
+	return (le->e & QCOW2_L2E_COPIED) && !(le->e & QCOW2_L2E_COMPRESSED) &&
+	       (le->e & QCOW2_OFFSET_MASK);
+}
+
+/* Subclusters [a, b) of the unit at `pos` (a = b - 1 = 0 without
+ * extended L2 entries, where the unit is the cluster). */
+static void sc_range(const struct qcow2 *s, uint64_t pos, uint64_t len,
+		     uint32_t *a, uint32_t *b)
+{
+	uint64_t in = pos & (s->cluster_size - 1);
+
+	*a = (uint32_t)(in >> s->sc_bits);
+	*b = (uint32_t)((in + len - 1) >> s->sc_bits) + 1;
+}
+
+/* Whether guest bytes [pos, pos+len) of one cluster can be written
+ * where they are, with no metadata change. */
+static bool writable_in_place(const struct qcow2 *s, const struct qcow2_l2e *le,
+			      uint64_t pos, uint64_t len)
+{
+	uint32_t a, b;
+
+	if (!owned_data(le))
+		return false;
+	if (s->l2_words == 1)
+		return !(le->e & QCOW2_L2E_ZERO);
+	sc_range(s, pos, len, &a, &b);
+	return (le->bm & sc_mask(a, b)) == sc_mask(a, b);
 }
 
 /*
- * Write guest bytes [off, off+len), inside one cluster, from the list at
- * `skip`, into a new cluster: the rest of it comes from what the guest
- * reads there now, and the whole cluster goes out in one write.
+ * Write guest bytes [pos, pos+len), from the list at `skip`, into the
+ * host unit at `host` that holds guest bytes [ustart, ustart+ulen): the
+ * rest of the unit is filled with what the guest reads there now, and
+ * the unit goes out in one write.
  */
-static int write_new_cluster(struct vbd *vbd, struct qcow2 *s, uint64_t off,
-			     uint64_t len, const struct iovec *iov, int iovcnt,
-			     size_t skip, uint64_t host, struct iovec *part)
+static int fill_write(struct vbd *vbd, struct qcow2 *s, uint64_t ustart,
+		      uint64_t ulen, uint64_t host, uint64_t pos, uint64_t len,
+		      const struct iovec *iov, int iovcnt, size_t skip,
+		      struct iovec *part)
 {
-	uint64_t cs = s->cluster_size, start = VS_ALIGN_DOWN(off, cs);
-	uint64_t avail = VS_MIN(cs, vbd->size - start);
+	uint64_t avail =
+		ustart < vbd->size ? VS_MIN(ulen, vbd->size - ustart) : 0;
 	int cnt, ret;
 
-	if (len == cs) {
+	if (pos == ustart && len == ulen) {
 		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, skip, len);
 		if (cnt < 0)
 			return -EIO;
 		return qcow2_file_pwritev(s, host, part, cnt);
 	}
-	memset(s->cbuf, 0, cs);
+	memset(s->cbuf, 0, ulen);
 	if (len < avail) {
 		struct iovec b = {.iov_base = s->cbuf, .iov_len = avail};
 
-		ret = qcow2_preadv(vbd, start, &b, 1);
+		ret = qcow2_preadv(vbd, ustart, &b, 1);
 		if (ret < 0)
 			return ret;
 	}
-	vs_iov_to_buf(iov, iovcnt, skip, s->cbuf + (off - start), len);
-	return qcow2_file_pwrite(s, host, s->cbuf, cs);
+	vs_iov_to_buf(iov, iovcnt, skip, s->cbuf + (pos - ustart), len);
+	return qcow2_file_pwrite(s, host, s->cbuf, ulen);
 }
 
-/* A guest write inside one L2 table's range. */
-static int write_chunk(struct vbd *vbd, struct qcow2 *s, uint64_t off,
-		       uint64_t len, const struct iovec *iov, int iovcnt,
-		       size_t skip, struct iovec *part)
+/*
+ * The L2 table for guest `pos`, owned by this image alone: a new one
+ * (empty, or a copy of the shared table it replaces) if need be.
+ */
+static int l2_for_write(struct qcow2 *s, uint64_t pos, uint64_t *l2off)
 {
-	uint64_t cs = s->cluster_size;
-	uint32_t n = (uint32_t)((VS_ALIGN_UP(off + len, cs) -
-				 VS_ALIGN_DOWN(off, cs)) >>
-				s->cluster_bits);
-	struct chunk c;
-	uint64_t done = 0;
-	int ret = chunk_init(s, &c, off, n);
+	uint32_t i = (uint32_t)(pos >> (s->cluster_bits + s->l2_bits));
+	uint64_t old, n2;
+	bool owned;
+	int ret = qcow2_l2_table_of(s, s->filename, pos, &old, &owned);
 
-	while (ret == 0 && done < len) {
-		uint64_t pos = off + done;
-		uint64_t m = VS_MIN(len - done, cs - (pos & (cs - 1)));
-		uint32_t idx = (uint32_t)((pos >> s->cluster_bits) &
-					  ((1ull << s->l2_bits) - 1));
-		uint64_t e = c.tab[idx], host;
-		int cnt;
+	*l2off = old;
+	if (ret < 0 || owned)
+		return ret;
+	ret = qcow2_alloc_cluster(s, &n2);
+	if (ret == 0)
+		ret = qcow2_refcount_update(s, n2, s->cluster_size, 1);
+	if (ret == 0)
+		ret = qcow2_l2_new(s, n2, old);
+	/* A shared table keeps its other references; this one goes. */
+	if (ret == 0 && old)
+		ret = qcow2_free_later(s, old, s->cluster_size);
+	if (ret < 0)
+		return ret;
+	__atomic_store_n(&s->l1[i], n2 | QCOW2_L2E_COPIED, __ATOMIC_RELEASE);
+	qcow2_l1_dirty(s, i);
+	*l2off = n2;
+	return 0;
+}
 
-		ret = check_host(s, &c, idx);
+/* A fresh cluster, counted. */
+static int new_cluster(struct qcow2 *s, uint64_t *host)
+{
+	int ret = qcow2_alloc_cluster(s, host);
+
+	return ret < 0 ? ret
+		       : qcow2_refcount_update(s, *host, s->cluster_size, 1);
+}
+
+/* Check every unit of the entry the write touches before using it. */
+static int check_entry(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		       const struct qcow2_l2e *le, uint32_t a, uint32_t b)
+{
+	struct qcow2_run r;
+
+	for (uint32_t sc = a; sc < b; sc++) {
+		int ret = qcow2_l2_classify(s, l2off, idx, le, sc, &r);
+
 		if (ret < 0)
+			return ret;
+		if (le->e & QCOW2_L2E_COMPRESSED)
 			break;
-		if (in_place(&c, e)) {
-			cnt = vs_iov_slice(part, iovcnt, iov, iovcnt,
-					   skip + done, m);
-			ret = cnt < 0 ? -EIO
-				      : qcow2_file_pwritev(
-						s,
-						(e & QCOW2_OFFSET_MASK) +
-							(pos & (cs - 1)),
-						part, cnt);
-		} else {
-			ret = qcow2_alloc_cluster(s, &host);
-			if (ret == 0)
-				ret = write_new_cluster(vbd, s, pos, m, iov,
-							iovcnt, skip + done,
-							host, part);
-			if (ret == 0) {
-				c.newc[c.nnew++] = host;
-				c.wrote = true;
-				chunk_set(&c, idx, host | QCOW2_L2E_COPIED,
-					  holds_ref(e));
-			}
-		}
+	}
+	return 0;
+}
+
+/* Subclusters of a cluster owned alone: allocated ones are written in
+ * place, the others filled and then marked allocated. */
+static int write_owned_sc(struct vbd *vbd, struct qcow2 *s, uint64_t pos,
+			  uint64_t len, const struct iovec *iov, int iovcnt,
+			  size_t skip, struct iovec *part, struct qcow2_l2e *le)
+{
+	uint64_t usize = 1ull << s->sc_bits,
+		 cstart = VS_ALIGN_DOWN(pos, (uint64_t)s->cluster_size);
+	uint64_t host = le->e & QCOW2_OFFSET_MASK, done = 0;
+	int ret = 0;
+
+	while (done < len && ret == 0) {
+		uint64_t p = pos + done, ustart = VS_ALIGN_DOWN(p, usize);
+		uint64_t m = VS_MIN(len - done, ustart + usize - p);
+		uint32_t sc = (uint32_t)((ustart - cstart) >> s->sc_bits);
+		uint64_t h = host + (ustart - cstart);
+
+		if (le->bm >> sc & 1)
+			ret = fill_write(vbd, s, p, m, h + (p - ustart), p, m,
+					 iov, iovcnt, skip + done, part);
+		else
+			ret = fill_write(vbd, s, ustart, usize, h, p, m, iov,
+					 iovcnt, skip + done, part);
 		done += m;
 	}
-	if (ret == 0)
-		ret = chunk_commit(s, &c);
-	chunk_free(&c);
 	return ret;
 }
 
-/* The guest bytes of one L2 table from `off`, at most `left`. */
-static uint64_t chunk_len(const struct qcow2 *s, uint64_t off, uint64_t left)
+/* A guest write inside one cluster. */
+static int write_cluster(struct vbd *vbd, struct qcow2 *s, uint64_t pos,
+			 uint64_t len, const struct iovec *iov, int iovcnt,
+			 size_t skip, struct iovec *part)
 {
-	uint64_t span = 1ull << (s->cluster_bits + s->l2_bits);
+	uint64_t cs = s->cluster_size, cstart = VS_ALIGN_DOWN(pos, cs), l2off;
+	uint32_t idx = qcow2_l2_index(s, pos), a, b;
+	struct qcow2_l2e le, old;
+	uint64_t host;
+	int ret = l2_for_write(s, pos, &l2off);
 
-	return VS_MIN(left, span - (off & (span - 1)));
+	if (ret == 0)
+		ret = qcow2_l2_get(s, l2off, idx, &le);
+	sc_range(s, pos, len, &a, &b);
+	if (ret == 0)
+		ret = check_entry(s, l2off, idx, &le, a, b);
+	if (ret < 0)
+		return ret;
+	old = le;
+	if (writable_in_place(s, &le, pos, len)) {
+		host = (le.e & QCOW2_OFFSET_MASK) + (pos - cstart);
+		return fill_write(vbd, s, pos, len, host, pos, len, iov, iovcnt,
+				  skip, part);
+	}
+	if (owned_data(&le)) {
+		/* Here already: a preallocated zero cluster, or some
+		 * subclusters still to fill in. */
+		host = le.e & QCOW2_OFFSET_MASK;
+		if (s->l2_words == 1) {
+			ret = fill_write(vbd, s, cstart, cs, host, pos, len,
+					 iov, iovcnt, skip, part);
+			le.e &= ~QCOW2_L2E_ZERO;
+		} else {
+			ret = write_owned_sc(vbd, s, pos, len, iov, iovcnt,
+					     skip, part, &le);
+			le.bm = (le.bm | sc_mask(a, b)) &
+				~(sc_mask(a, b) << 32);
+		}
+		return ret < 0 ? ret : qcow2_l2_set(s, l2off, idx, &le);
+	}
+	ret = new_cluster(s, &host);
+	if (ret < 0)
+		return ret;
+	if (s->l2_words > 1 && !(le.e & QCOW2_L2E_COMPRESSED) &&
+	    !(le.e & QCOW2_OFFSET_MASK)) {
+		/* Nothing here yet: only the touched subclusters are
+		 * written, the others keep reading what they read. */
+		uint64_t ustart = cstart + ((uint64_t)a << s->sc_bits);
+
+		ret = fill_write(vbd, s, ustart,
+				 (uint64_t)(b - a) << s->sc_bits,
+				 host + (ustart - cstart), pos, len, iov,
+				 iovcnt, skip, part);
+		le.bm = sc_mask(a, b) |
+			(le.bm & ~(sc_mask(a, b) << 32) & (SC_ALL << 32));
+	} else {
+		/* A copy of the whole cluster with the new bytes in. */
+		ret = fill_write(vbd, s, cstart, cs, host, pos, len, iov,
+				 iovcnt, skip, part);
+		if (le.e & QCOW2_L2E_COMPRESSED)
+			le.bm = SC_ALL;
+		else
+			le.bm = ((le.bm | sc_mask(a, b)) & SC_ALL) |
+				(le.bm & ~(sc_mask(a, b) << 32) &
+				 (SC_ALL << 32));
+	}
+	le.e = host | QCOW2_L2E_COPIED;
+	if (s->l2_words == 1)
+		le.bm = 0;
+	if (ret == 0)
+		ret = qcow2_l2_set(s, l2off, idx, &le);
+	if (ret == 0)
+		ret = qcow2_release_later(s, old.e);
+	return ret;
 }
 
 static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 			const struct iovec *iov, int iovcnt)
 {
+	uint64_t cs = s->cluster_size;
 	size_t len = vs_iov_size(iov, iovcnt), done = 0;
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
 	int ret = 0;
@@ -406,20 +377,23 @@ static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 	if (!part)
 		return -ENOMEM;
 	while (done < len && ret == 0) {
-		uint64_t n = chunk_len(s, offset + done, len - done);
+		uint64_t pos = offset + done;
+		uint64_t m =
+			VS_MIN((uint64_t)(len - done), cs - (pos & (cs - 1)));
 
-		ret = write_chunk(vbd, s, offset + done, n, iov, iovcnt, done,
-				  part);
-		done += n;
+		ret = write_cluster(vbd, s, pos, m, iov, iovcnt, done, part);
+		if (ret == 0)
+			ret = qcow2_meta_maybe_flush(s);
+		done += m;
 	}
 	return ret;
 }
 
 /*
- * Write the clusters from `offset` on that the image owns alone straight
- * to their place, without the writers' lock: no writer moves such a
- * cluster (copy-on-write never touches it, and freed clusters are never
- * handed out again).  Returns the bytes written, stopping at the first
+ * Write the clusters from `offset` on that can be written in place,
+ * without the writers' lock: no writer moves such a cluster, and one
+ * that a discard drops is not handed out again before this write is
+ * done (inplace_lock).  Returns the bytes written, stopping at the first
  * cluster that needs the locked path, or -errno.
  */
 static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
@@ -430,17 +404,17 @@ static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 	size_t done = 0;
 
 	while (done < len) {
-		uint64_t pos = offset + done, e, host;
+		uint64_t pos = offset + done, host;
 		size_t m = (size_t)VS_MIN((uint64_t)(len - done),
 					  cs - (pos & (cs - 1)));
+		struct qcow2_l2e le;
 		bool owned;
-		int cnt, ret = qcow2_l2_lookup(s, pos, &e, &owned);
+		int cnt, ret = qcow2_l2_lookup(s, pos, &le, &owned);
 
 		if (ret < 0)
 			return ret;
-		host = e & QCOW2_OFFSET_MASK;
-		if (!owned || !(e & QCOW2_L2E_COPIED) ||
-		    (e & (QCOW2_L2E_COMPRESSED | QCOW2_L2E_ZERO)) || !host ||
+		host = le.e & QCOW2_OFFSET_MASK;
+		if (!owned || !writable_in_place(s, &le, pos, m) ||
 		    !VS_IS_ALIGNED(host, cs) ||
 		    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE))
 			break; /* the locked path decides (and checks) */
@@ -461,7 +435,7 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 	struct qcow2 *s = qcow2_of(vbd);
 	size_t len = vs_iov_size(iov, iovcnt);
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
-	struct iovec *rest;
+	autofree struct iovec *rest = NULL;
 	ssize_t done;
 	int cnt, ret;
 
@@ -469,7 +443,9 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		return -EIO;
 	if (!part)
 		return -ENOMEM;
+	pthread_rwlock_rdlock(&s->inplace_lock);
 	done = write_in_place(s, offset, iov, iovcnt, len, part);
+	pthread_rwlock_unlock(&s->inplace_lock);
 	if (done < 0 || (size_t)done == len)
 		return done < 0 ? (int)done : 0;
 	rest = malloc(sizeof(*rest) * (size_t)iovcnt);
@@ -482,74 +458,149 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		      : write_locked(vbd, s, offset + (uint64_t)done, rest,
 				     cnt);
 	pthread_mutex_unlock(&s->w_lock);
-	free(rest);
 	return ret;
 }
 
-/* Whole clusters [off, off+len) of one L2 table become zero clusters. */
-static int zero_chunk(struct vbd *vbd, struct qcow2 *s, uint64_t off,
-		      uint64_t len, unsigned flags)
+/* Zeroing and discarding whole units. */
+
+enum clear_how {
+	CLEAR_ZERO,	  /* reads as zeros; the cluster may stay */
+	CLEAR_ZERO_UNMAP, /* reads as zeros; the cluster may go */
+	CLEAR_DISCARD,	  /* anything may be read; the cluster goes */
+};
+
+/* Whether guest bytes here read as zeros without any table: no L2 table
+ * and no backing file. */
+static bool zero_without_table(struct qcow2 *s, uint64_t pos)
 {
-	uint64_t cs = s->cluster_size;
-	uint32_t n = (uint32_t)((len + cs - 1) >> s->cluster_bits);
-	struct chunk c;
-	int ret = chunk_init(s, &c, off, n);
+	uint64_t l2off;
 
-	for (uint32_t i = 0; i < n && ret == 0; i++) {
-		uint32_t idx = (uint32_t)(((off >> s->cluster_bits) + i) &
-					  ((1ull << s->l2_bits) - 1));
-		uint64_t e = c.tab[idx];
+	return !s->backing &&
+	       qcow2_l2_table_of(s, s->filename, pos, &l2off, NULL) == 0 &&
+	       !l2off;
+}
 
-		ret = check_host(s, &c, idx);
-		if (ret < 0)
-			break;
-		if ((e & QCOW2_L2E_ZERO) && !(e & QCOW2_L2E_COMPRESSED))
-			continue; /* reads as zeros already */
-		if (!holds_ref(e) && !s->backing)
-			continue; /* unallocated without a backing file */
-		if (!(flags & VBD_ZERO_MAY_UNMAP) && in_place(&c, e))
-			chunk_set(&c, idx, e | QCOW2_L2E_ZERO, false);
-		else
-			chunk_set(&c, idx, QCOW2_L2E_ZERO, holds_ref(e));
-	}
+/* The new entry for a whole cluster that is cleared. */
+static struct qcow2_l2e cleared(struct qcow2 *s, const struct qcow2_l2e *le,
+				enum clear_how how, bool *release)
+{
+	bool keep = how == CLEAR_ZERO && owned_data(le) && s->l2_words == 1;
+	bool zero = how != CLEAR_DISCARD || s->backing;
+
+	*release = !keep;
+	if (keep)
+		return (struct qcow2_l2e){.e = le->e | QCOW2_L2E_ZERO};
+	if (s->l2_words > 1)
+		return (struct qcow2_l2e){.bm = zero ? SC_ALL << 32 : 0};
+	return (struct qcow2_l2e){.e = zero ? QCOW2_L2E_ZERO : 0};
+}
+
+/* Clear whole cluster at `pos` (its last one may end at the disk's end). */
+static int clear_cluster(struct qcow2 *s, uint64_t pos, enum clear_how how)
+{
+	uint64_t l2off;
+	uint32_t idx = qcow2_l2_index(s, pos);
+	struct qcow2_l2e le, ne;
+	bool release;
+	int ret;
+
+	if (zero_without_table(s, pos))
+		return 0;
+	ret = l2_for_write(s, pos, &l2off);
 	if (ret == 0)
-		ret = chunk_commit(s, &c);
-	chunk_free(&c);
+		ret = qcow2_l2_get(s, l2off, idx, &le);
+	if (ret == 0)
+		ret = check_entry(s, l2off, idx, &le, 0,
+				  s->l2_words > 1 ? QCOW2_SC_PER_CLUSTER : 1);
+	if (ret < 0)
+		return ret;
+	ne = cleared(s, &le, how, &release);
+	if (ne.e == le.e && ne.bm == le.bm)
+		return 0;
+	ret = qcow2_l2_set(s, l2off, idx, &ne);
+	if (ret == 0 && release)
+		ret = qcow2_release_later(s, le.e);
 	return ret;
 }
 
-static int zero_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
-		       uint64_t len, unsigned flags)
+/*
+ * Whole subclusters [a, b) of one cluster read as zeros, when the
+ * cluster is owned alone or not there at all; 1 when the cluster must be
+ * written with zero data instead.
+ */
+static int zero_subclusters(struct qcow2 *s, uint64_t pos, uint32_t a,
+			    uint32_t b)
 {
-	uint64_t cs = s->cluster_size, end = offset + len;
-	/* A last cluster cut short by the disk's end counts as whole. */
-	uint64_t a = VS_ALIGN_UP(offset, cs);
-	uint64_t b = end == vbd->size ? VS_ALIGN_UP(end, cs)
-				      : VS_ALIGN_DOWN(end, cs);
-	autofree uint8_t *zero = calloc(2, cs);
-	struct iovec iov = {.iov_base = zero};
+	uint64_t l2off, m = sc_mask(a, b);
+	uint32_t idx = qcow2_l2_index(s, pos);
+	struct qcow2_l2e le;
+	int ret;
+
+	if (zero_without_table(s, pos))
+		return 0;
+	ret = l2_for_write(s, pos, &l2off);
+	if (ret == 0)
+		ret = qcow2_l2_get(s, l2off, idx, &le);
+	if (ret == 0)
+		ret = check_entry(s, l2off, idx, &le, a, b);
+	if (ret < 0)
+		return ret;
+	if ((le.e & QCOW2_L2E_COMPRESSED) ||
+	    ((le.e & QCOW2_OFFSET_MASK) && !(le.e & QCOW2_L2E_COPIED)))
+		return 1;
+	le.bm = (le.bm & ~m) | (m << 32);
+	return qcow2_l2_set(s, l2off, idx, &le);
+}
+
+/* Zero or discard [offset, offset+len): whole units by their entries,
+ * the rest as data (zeroing) or not at all (discard). */
+static int clear_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
+			uint64_t len, enum clear_how how)
+{
+	uint64_t cs = s->cluster_size, end = offset + len, pos = offset;
+	uint64_t usize = how == CLEAR_DISCARD ? cs : 1ull << s->sc_bits;
+	autofree uint8_t *zero = calloc(1, cs);
 	int ret = 0;
 
 	if (!zero)
 		return -ENOMEM;
-	if (b <= a) {
-		/* No whole cluster: at most two partial ones, as data. */
-		iov.iov_len = (size_t)len;
-		return write_locked(vbd, s, offset, &iov, 1);
-	}
-	if (offset < a) {
-		iov.iov_len = (size_t)(a - offset);
-		ret = write_locked(vbd, s, offset, &iov, 1);
-	}
-	for (uint64_t pos = a; ret == 0 && pos < VS_MIN(b, end);) {
-		uint64_t n = chunk_len(s, pos, VS_MIN(b, end) - pos);
+	while (pos < end && ret == 0) {
+		uint64_t cend = VS_MIN(VS_ALIGN_DOWN(pos, cs) + cs, end);
+		/* A last cluster cut short by the disk's end counts as
+		 * whole. */
+		uint64_t lim =
+			cend == vbd->size ? VS_ALIGN_UP(cend, usize) : cend;
+		uint64_t a = VS_ALIGN_UP(pos, usize);
+		uint64_t b = VS_ALIGN_DOWN(lim, usize);
+		struct iovec iov = {.iov_base = zero};
 
-		ret = zero_chunk(vbd, s, pos, n, flags);
-		pos += n;
-	}
-	if (ret == 0 && b < end) {
-		iov.iov_len = (size_t)(end - b);
-		ret = write_locked(vbd, s, b, &iov, 1);
+		if (pos == VS_ALIGN_DOWN(pos, cs) && b - pos >= cs) {
+			ret = clear_cluster(s, pos, how);
+		} else if (how == CLEAR_DISCARD) {
+			ret = 0; /* discard is advisory: partial clusters stay */
+		} else if (a < b && s->l2_words > 1 &&
+			   (ret = zero_subclusters(
+				    s, pos,
+				    (uint32_t)((a & (cs - 1)) >> s->sc_bits),
+				    (uint32_t)(((b - 1) & (cs - 1)) >>
+					       s->sc_bits) +
+					    1)) <= 0) {
+			/* Whole subclusters done; the edges as data. */
+			if (ret == 0 && pos < a) {
+				iov.iov_len = (size_t)(a - pos);
+				ret = write_locked(vbd, s, pos, &iov, 1);
+			}
+			if (ret == 0 && b < cend) {
+				iov.iov_len = (size_t)(cend - b);
+				ret = write_locked(vbd, s, b, &iov, 1);
+			}
+		} else {
+			iov.iov_len = (size_t)(cend - pos);
+			ret = write_locked(vbd, s, pos, &iov, 1);
+		}
+		if (ret == 0)
+			ret = qcow2_meta_maybe_flush(s);
+		pos = cend;
 	}
 	return ret;
 }
@@ -565,7 +616,26 @@ int qcow2_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 	if (__atomic_load_n(&s->corrupt, __ATOMIC_RELAXED))
 		return -EIO;
 	pthread_mutex_lock(&s->w_lock);
-	ret = zero_locked(vbd, s, offset, len, flags);
+	ret = clear_locked(vbd, s, offset, len,
+			   flags & VBD_ZERO_MAY_UNMAP ? CLEAR_ZERO_UNMAP
+						      : CLEAR_ZERO);
+	pthread_mutex_unlock(&s->w_lock);
+	return ret;
+}
+
+int qcow2_discard(struct vbd *vbd, uint64_t offset, uint64_t len)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	int ret;
+
+	/* Without a zero flag, a discarded cluster would show the backing
+	 * file: version 2 images with one keep their clusters. */
+	if (s->m.h.version < 3 && s->backing)
+		return 0;
+	if (__atomic_load_n(&s->corrupt, __ATOMIC_RELAXED))
+		return -EIO;
+	pthread_mutex_lock(&s->w_lock);
+	ret = clear_locked(vbd, s, offset, len, CLEAR_DISCARD);
 	pthread_mutex_unlock(&s->w_lock);
 	return ret;
 }

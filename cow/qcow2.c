@@ -21,6 +21,7 @@
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "../common/log.h"
+#include "qcow2-check.h"
 #include "qcow2-create.h"
 #include "qcow2.h"
 
@@ -154,14 +155,26 @@ static int chain_push(struct vbd *vbd, struct vs_error **errp)
 	return 0;
 }
 
+/* Entry sizes and units, from the header. */
+static void qcow2_geometry(struct qcow2 *s)
+{
+	bool ext = s->m.h.incompatible & QCOW2_INCOMPAT_EXTENDED_L2;
+
+	s->l2_words = ext ? 2 : 1;
+	s->l2_bits = s->cluster_bits - 3 - (ext ? 1 : 0);
+	s->sc_bits = s->cluster_bits - (ext ? 5 : 0);
+}
+
 static void qcow2_free(struct qcow2 *s)
 {
 	vbd_close(s->backing);
 	vbd_close(s->file);
 	qcow2_l2_cache_free(s);
 	qcow2_refcount_free(s);
-	if (s->writable)
+	if (s->writable) {
 		pthread_mutex_destroy(&s->w_lock);
+		pthread_rwlock_destroy(&s->inplace_lock);
+	}
 	free(s->l1);
 	qcow2_meta_free(&s->m);
 	free(s);
@@ -185,9 +198,9 @@ static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 		return ret;
 	s->cluster_bits = s->m.h.cluster_bits;
 	s->cluster_size = s->m.cluster_size;
-	s->l2_bits = s->cluster_bits - 3;
+	qcow2_geometry(s);
 	s->l1_size = s->m.h.l1_size;
-	if (qcow2_l2_cache_init(s) < 0)
+	if (qcow2_l2_cache_init(s, 0) < 0)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = qcow2_l1_load(s, vbd->filename, errp);
 	if (ret == 0 && s->m.backing_file)
@@ -243,8 +256,7 @@ int qcow2_meta_reload(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 	}
 	qcow2_meta_free(&old);
 	pthread_mutex_lock(&s->l2_lock);
-	for (int i = 0; i < QCOW2_L2_CACHE; i++)
-		s->l2[i].offset = 0;
+	qcow2_cache_drop_all(&s->l2c);
 	pthread_mutex_unlock(&s->l2_lock);
 	free(s->l1);
 	s->l1 = NULL;
@@ -518,6 +530,8 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.pwritev = qcow2_pwritev,
 	.flush = qcow2_flush,
 	.write_zeroes = qcow2_write_zeroes,
+	.discard = qcow2_discard,
 	.block_status = qcow2_block_status,
 	.get_info = qcow2_get_info,
+	.check = qcow2_check,
 };

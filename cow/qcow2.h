@@ -106,21 +106,42 @@ struct qcow2_run {
 	uint64_t len;	/* bytes of the guest range with this mapping */
 };
 
-#define QCOW2_L2_CACHE 16
-#define QCOW2_RB_CACHE 4
+/* The L2 cache by default covers the whole disk, up to this much of
+ * tables (as QEMU's default does on Linux); at least QCOW2_L2_MIN
+ * tables. */
+#define QCOW2_L2_CACHE_MAX (32u << 20)
+#define QCOW2_L2_MIN	   16
+#define QCOW2_RB_CACHE	   16
 
 /*
  * A cached metadata cluster: an L2 table (host byte order, `table`) or a
- * refcount block (as on disk, `data`).  Both caches are arrays of these
- * with their own LRU clock, searched by qcow2_cache_get().
+ * refcount block (as on disk, `data`).
  */
 struct qcow2_meta_slot {
 	uint64_t offset; /* host offset of the cluster, 0 = empty */
 	uint64_t used;	 /* LRU stamp */
+	int32_t next;	 /* hash chain */
+	bool dirty;	 /* changed since read: to be written back */
 	union {
-		uint64_t *table; /* L2: cluster_size / 8 entries */
+		uint64_t *table; /* L2 */
 		uint8_t *data;	 /* refcount block: packed, big-endian */
 	};
+};
+
+struct qcow2_cache {
+	struct qcow2_meta_slot *slots;
+	uint32_t n, ndirty;
+	int32_t *hash;
+	uint32_t hmask;
+	uint64_t clock;
+	uint32_t cluster_size;
+	bool be64; /* 64-bit entries, converted to host order in memory */
+};
+
+/* A reference to drop once the tables that stopped using it are
+ * stable (qcow2-flush.c). */
+struct qcow2_free {
+	uint64_t host, len;
 };
 
 struct qcow2 {
@@ -130,65 +151,123 @@ struct qcow2 {
 	uint64_t file_size;
 	uint32_t cluster_bits;
 	uint32_t cluster_size;
-	uint32_t l2_bits; /* log2 of entries per L2 table */
-	uint64_t *l1;	  /* l1_size entries, host byte order */
+	uint32_t l2_bits;  /* log2 of entries per L2 table */
+	uint32_t l2_words; /* 64-bit words per L2 entry: 1, or 2 with
+			    * extended L2 entries */
+	uint32_t sc_bits;  /* log2 of the subcluster size (= cluster_bits
+			    * without extended L2 entries) */
+	uint64_t *l1;	   /* l1_size entries, host byte order */
 	uint32_t l1_size;
 	bool corrupt; /* metadata found bad since open (atomic) */
 
-	pthread_mutex_t l2_lock;
-	uint64_t l2_clock;
-	struct qcow2_meta_slot l2[QCOW2_L2_CACHE];
+	pthread_mutex_t l2_lock; /* guards l2c */
+	struct qcow2_cache l2c;
 
-	/* Writing (qcow2-write.c, qcow2-refcount.c): what follows changes
-	 * under w_lock only. */
+	/* Writing (qcow2-write.c, qcow2-refcount.c, qcow2-flush.c): what
+	 * follows changes under w_lock only. */
 	const char *filename; /* the vbd's, for messages */
 	bool writable;
 	/* Lazy refcounts: the dirty bit is set while open for writing
 	 * (refcounts are kept exact all the same). */
 	bool lazy;
 	pthread_mutex_t w_lock;
+	/* In-place writers hold it shared; making freed clusters reusable
+	 * takes it exclusive, so no write still lands in one. */
+	pthread_rwlock_t inplace_lock;
 	uint64_t *rt;	     /* refcount table, host byte order */
 	uint64_t rt_size;    /* entries */
 	uint32_t rc_order;   /* log2 of refcount_bits */
 	uint64_t rb_entries; /* refcounts per refcount block */
-	uint64_t alloc_end;  /* new clusters go here (cluster-aligned) */
-	struct qcow2_meta_slot rb[QCOW2_RB_CACHE];
-	uint64_t rb_clock;
+	uint64_t alloc_end;  /* the end of the used clusters (new tables
+			      * may lie past the end of the file until
+			      * written back; atomic for readers) */
+	uint64_t free_next;  /* first cluster that may be free */
+	struct qcow2_cache rbc;
+	uint32_t l1_lo, l1_hi; /* dirty L1 entries [lo, hi) */
+	struct qcow2_free *frees;
+	size_t nfrees, frees_cap;
 	uint8_t *cbuf; /* one cluster of scratch */
 };
+
+/* qcow2-cache.c: the caller serialises calls on one cache. */
+int qcow2_cache_init(struct qcow2_cache *c, uint32_t nslots,
+		     uint32_t cluster_size, bool be64);
+void qcow2_cache_free(struct qcow2_cache *c);
+/* The slot holding `off` (its LRU stamp refreshed), or NULL. */
+struct qcow2_meta_slot *qcow2_cache_find(struct qcow2_cache *c, uint64_t off);
+/* Find or read the cluster at `off`: 1 when just read, 0 when cached,
+ * -errno (-EBUSY when every slot is dirty). */
+int qcow2_cache_get(struct qcow2_cache *c, struct vbd *file, uint64_t off,
+		    struct qcow2_meta_slot **out);
+/* A zeroed, dirty slot for a new table at `off` (nothing is read). */
+int qcow2_cache_new(struct qcow2_cache *c, uint64_t off,
+		    struct qcow2_meta_slot **out);
+void qcow2_cache_dirty(struct qcow2_cache *c, struct qcow2_meta_slot *sl);
+void qcow2_cache_clean(struct qcow2_cache *c, struct qcow2_meta_slot *sl);
+/* Half the slots or more are dirty: time to write back. */
+bool qcow2_cache_crowded(const struct qcow2_cache *c);
+void qcow2_cache_drop(struct qcow2_cache *c, uint64_t off);
+void qcow2_cache_drop_all(struct qcow2_cache *c);
+/* The slot's cluster as it goes to disk, into `buf`. */
+int qcow2_cache_encode(const struct qcow2_cache *c,
+		       const struct qcow2_meta_slot *sl, void *buf);
 
 /* qcow2-cluster.c */
 int qcow2_l1_load(struct qcow2 *s, const char *filename,
 		  struct vs_error **errp);
-/* Allocates the cache tables; l2_lock is initialised by open. */
-int qcow2_l2_cache_init(struct qcow2 *s);
+/* Sizes the L2 cache: `bytes` of tables, 0 for the default (the whole
+ * disk, at most QCOW2_L2_CACHE_MAX).  l2_lock is initialised by open. */
+int qcow2_l2_cache_init(struct qcow2 *s, uint64_t bytes);
 void qcow2_l2_cache_free(struct qcow2 *s);
 /*
- * Find the cluster at `off` among `n` cache slots, or read it (raw, as
- * on disk) into the least recently used one.  Returns 1 when it was just
- * read, 0 when it was cached, -errno on a read error (the slot is then
- * left empty).  The caller holds the lock guarding `slots` and `clock`.
- */
-int qcow2_cache_get(struct qcow2 *s, struct qcow2_meta_slot *slots, int n,
-		    uint64_t *clock, uint64_t off,
-		    struct qcow2_meta_slot **out);
-/*
  * Map guest bytes [offset, offset+len) (len > 0, inside the disk): sets
- * *run to the type of the first cluster and run->len to how many of the
- * bytes share it (contiguous on the host for NORMAL; one cluster at most
- * for COMPRESSED).  Returns 0 or -EIO for bad metadata (logged, the
- * image marked corrupt).
+ * *run to the type of the first cluster (subcluster with extended L2
+ * entries) and run->len to how many of the bytes share it (contiguous
+ * on the host for NORMAL; one cluster at most for COMPRESSED).  Returns
+ * 0 or -EIO for bad metadata (logged, the image marked corrupt).
  */
 int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 	      uint64_t len, struct qcow2_run *run);
 
-/* Copy the whole L2 table at `l2off` (cluster_size / 8 entries). */
+/* An L2 entry: the 64-bit descriptor, and with extended L2 entries the
+ * subcluster bitmap (bits 0-31 allocated, 32-63 reads as zeros). */
+struct qcow2_l2e {
+	uint64_t e;
+	uint64_t bm;
+};
+
+#define QCOW2_SC_PER_CLUSTER 32
+
+/* Copy the whole L2 table at `l2off` (cluster_size / 8 words). */
 int qcow2_l2_read(struct qcow2 *s, uint64_t l2off, uint64_t *table);
-/* The raw L2 entry for guest `offset` (0 if it has no L2 table), and
- * whether its table is owned by this image alone (COPIED in L1). */
-int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, uint64_t *e, bool *owned);
+/* Entry `idx` of the table at `l2off`, through the cache. */
+int qcow2_l2_get(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		 struct qcow2_l2e *e);
+/* Change entry `idx` in the cached table; written back by flush.  Only
+ * under w_lock. */
+int qcow2_l2_set(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		 const struct qcow2_l2e *e);
+/* A new table at `l2off` in the cache (dirty): a copy of the table at
+ * `from`, or empty when from is 0.  Only under w_lock. */
+int qcow2_l2_new(struct qcow2 *s, uint64_t l2off, uint64_t from);
+/* The L2 table for guest `offset` (0 if none) and whether the image
+ * owns it alone (COPIED in L1; `owned` may be NULL). */
+int qcow2_l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
+		      uint64_t *l2off, bool *owned);
+uint32_t qcow2_l2_index(const struct qcow2 *s, uint64_t offset);
+/* The entry for guest `offset` (zero if it has no L2 table). */
+int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, struct qcow2_l2e *e,
+		    bool *owned);
+/* What subcluster `sc` of an entry is (sc = 0 without extended L2). */
+int qcow2_l2_classify(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+		      const struct qcow2_l2e *e, uint32_t sc,
+		      struct qcow2_run *r);
 /* Forget a cached L2 table (rewritten or freed on disk). */
 void qcow2_l2_drop(struct qcow2 *s, uint64_t l2off);
+/* Write every dirty cached table to its place (not synced). */
+int qcow2_l2_writeback(struct qcow2 *s);
+bool qcow2_l2_dirty(struct qcow2 *s);
+bool qcow2_l2_crowded(struct qcow2 *s);
 int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *what,
 		  uint64_t table, uint64_t index, uint64_t entry);
 
@@ -220,23 +299,44 @@ int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
 void qcow2_refcount_free(struct qcow2 *s);
 /* The refcount of host cluster `host` (0 when no block covers it). */
 int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val);
-/* Add `delta` (+1 or -1) to every cluster that [host, host+len) touches;
- * written through to disk.  -EIO if a count would overflow or go below
- * zero, or no block covers a cluster. */
+/*
+ * Add `delta` (+1 or -1) to every cluster that [host, host+len) touches,
+ * in the refcount cache (written back by qcow2_meta_flush).  -EIO if a
+ * count would overflow or go below zero, or no block covers a cluster.
+ * A decrement is only safe once no stable table references the cluster
+ * any more: the write path goes through qcow2_free_later instead.
+ */
 int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 			  int delta);
+/* Write every dirty refcount block to its place (not synced). */
+int qcow2_refcount_writeback(struct qcow2 *s);
+bool qcow2_refcount_dirty(const struct qcow2 *s);
+bool qcow2_refcount_crowded(const struct qcow2 *s);
 /*
- * Reserve a cluster at the end of the image: its refcount is still 0 and
- * becomes 1 with qcow2_refcount_update once its content is stable.  New
- * refcount blocks (and a larger refcount table) are written and made
- * stable here before anything uses them.
+ * Reserve a free cluster: the first one with refcount 0 from free_next
+ * on, else one at the end of the image.  Its refcount is still 0; the
+ * caller raises it with qcow2_refcount_update.  New refcount blocks (and
+ * a larger refcount table) are written and made stable here before
+ * anything uses them.
  */
 int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *host);
+
 /* Write to the image file, growing it (and what it may hold) as needed. */
 int qcow2_file_pwritev(struct qcow2 *s, uint64_t off, const struct iovec *iov,
 		       int iovcnt);
 int qcow2_file_pwrite(struct qcow2 *s, uint64_t off, const void *buf,
 		      size_t len);
+
+/* qcow2-flush.c */
+/* Drop the reference [host, host+len) holds once the tables that no
+ * longer point at it are stable (at the next qcow2_meta_flush). */
+int qcow2_free_later(struct qcow2 *s, uint64_t host, uint64_t len);
+/* Drop the reference an L2 entry holds, later (nothing if none). */
+int qcow2_release_later(struct qcow2 *s, uint64_t e);
+/* Note that L1 entry `i` changed in memory. */
+void qcow2_l1_dirty(struct qcow2 *s, uint32_t i);
+/* Write back when a cache is half dirty (after a request's changes). */
+int qcow2_meta_maybe_flush(struct qcow2 *s);
 
 /* qcow2-write.c */
 int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
@@ -246,5 +346,6 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 int qcow2_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 		       unsigned flags);
 int qcow2_flush(struct vbd *vbd);
+int qcow2_discard(struct vbd *vbd, uint64_t offset, uint64_t len);
 
 #endif

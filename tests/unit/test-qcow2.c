@@ -260,7 +260,65 @@ static void test_refcount_offset(void **state)
 	put64(m->buf + 48, RT_OFF);
 	put32(m->buf + 56, 0xffffffff);
 	save(m);
-	refused(m, EINVAL, "refcount_table_offset");
+	refused(m, EINVAL, "refcount_table_clusters 4294967295");
+	put32(m->buf + 56, 129); /* 8 MiB + 64 KiB */
+	save(m);
+	refused(m, EINVAL, "refcount_table_clusters 129");
+	put32(m->buf + 56, 0);
+	save(m);
+	refused(m, EINVAL, "refcount_table_clusters 0");
+	put32(m->buf + 56, 4);
+	save(m);
+	refused(m, EINVAL,
+		"refcount_table_offset 0x20000 with "
+		"refcount_table_clusters 4 is past the end");
+	put32(m->buf + 56, 1);
+	put64(m->buf + 48, 0);
+	save(m);
+	refused(m, EINVAL,
+		"refcount_table_offset 0x0 (the refcount table, "
+		"65536 bytes) overlaps the header cluster");
+	put64(m->buf + 48, L1_OFF);
+	save(m);
+	refused(m, EINVAL, "overlaps l1_table_offset 0x10000 (the L1 table");
+}
+
+/* Tables the header points at share no byte with the header or each
+ * other; the snapshot table's place is checked before its entries. */
+static void test_overlaps_snapshots(void **state)
+{
+	struct img *m = *state;
+
+	put64(m->buf + 40, 0);
+	save(m);
+	refused(m, EINVAL,
+		"l1_table_offset 0x0 (the L1 table, 8 bytes) "
+		"overlaps the header cluster");
+	put64(m->buf + 40, L1_OFF);
+	put32(m->buf + 60, 70000);
+	save(m);
+	refused(m, EINVAL, "nb_snapshots 70000 is more than 65536");
+	put32(m->buf + 60, 1);
+	put64(m->buf + 64, 64 * CL);
+	save(m);
+	refused(m, EINVAL,
+		"snapshots_offset 0x400000 with nb_snapshots 1 is "
+		"past the end");
+	put32(m->buf + 60, 2000); /* 80000 bytes from cluster 4 on */
+	put64(m->buf + 64, DAT_OFF);
+	save(m);
+	refused(m, EINVAL, "snapshots_offset 0x40000 with nb_snapshots 2000");
+	put32(m->buf + 60, 1);
+	put64(m->buf + 64, 0);
+	save(m);
+	refused(m, EINVAL,
+		"snapshots_offset 0x0 (the snapshot table, 40 "
+		"bytes) overlaps the header cluster");
+	put64(m->buf + 64, RT_OFF);
+	save(m);
+	refused(m, EINVAL,
+		"snapshots_offset 0x20000 (the snapshot table, 40 "
+		"bytes) overlaps refcount_table_offset 0x20000");
 }
 
 static void test_backing_name(void **state)
@@ -275,6 +333,11 @@ static void test_backing_name(void **state)
 	put32(m->buf + 16, 10);
 	save(m);
 	refused(m, EINVAL, "backing_file_offset");
+	put64(m->buf + 8, 16);
+	save(m);
+	refused(m, EINVAL,
+		"backing_file_offset 16 overlaps the header "
+		"(header_length 104)");
 }
 
 static void test_features(void **state)
@@ -287,11 +350,20 @@ static void test_features(void **state)
 	put64(m->buf + 72, 1ull << 2);
 	save(m);
 	refused(m, ENOTSUP, "external data file");
+	/* Extended L2 entries: read and written, with clusters of at
+	 * least 16 KiB. */
 	put64(m->buf + 72, 1ull << 4);
+	vbd_close(open_ok(m));
+	put32(m->buf + 20, 13);
 	save(m);
-	refused(m, ENOTSUP, "not supported yet");
-	put64(m->buf + 72, 1ull << 3); /* zstd bit, but type 0 */
-	put32(m->buf + 100, 112);
+	refused(m, EINVAL, "subclusters need clusters of at least 16 KiB");
+	put32(m->buf + 20, 16);
+	put64(m->buf + 72, 1ull << 3); /* zstd bit, no room for the type */
+	save(m);
+	refused(m, EINVAL,
+		"header_length 104 leaves no room for "
+		"compression_type");
+	put32(m->buf + 100, 112); /* zstd bit, but type 0 */
 	save(m);
 	refused(m, EINVAL, "compression_type 0");
 	m->buf[104] = 7;
@@ -569,7 +641,7 @@ int main(void)
 		T(test_features),	 T(test_dirty_corrupt_open),
 		T(test_header_fields),	 T(test_bad_l2_entries),
 		T(test_compressed),	 T(test_random_damage),
-		T(test_threads_many_l2),
+		T(test_threads_many_l2), T(test_overlaps_snapshots),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
