@@ -102,6 +102,7 @@ static int apply_frees(struct qcow2 *s)
 					    s->frees[i].len, -1);
 		s->free_next = VS_MIN(s->free_next,
 				      s->frees[i].host >> s->cluster_bits);
+		qcow2_compress_forget(s, s->frees[i].host, s->frees[i].len);
 	}
 	/* A failed decrement leaks what is left: never decrement twice. */
 	s->nfrees = 0;

@@ -55,7 +55,7 @@ void qcow2_rc_set(uint8_t *block, uint64_t i, uint32_t order, uint64_t v)
 		block[i * (bits / 8) + b] = (uint8_t)v;
 }
 
-static uint64_t rc_max(const struct qcow2 *s)
+uint64_t qcow2_refcount_max(const struct qcow2 *s)
 {
 	return s->rc_order == 6 ? UINT64_MAX
 				: (1ull << (1u << s->rc_order)) - 1;
@@ -241,7 +241,7 @@ int qcow2_refcount_update(struct qcow2 *s, uint64_t host, uint64_t len,
 		for (; c <= last && idx < s->rb_entries; c++, idx++) {
 			uint64_t v = qcow2_rc_get(rb->data, idx, s->rc_order);
 
-			if ((delta > 0 && v == rc_max(s)) ||
+			if ((delta > 0 && v == qcow2_refcount_max(s)) ||
 			    (delta < 0 && v == 0))
 				return qcow2_corrupt(
 					s, s->filename,

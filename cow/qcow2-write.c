@@ -429,6 +429,66 @@ static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 	return (ssize_t)done;
 }
 
+/*
+ * Compressed writes (VBD_O_COMPRESS): each whole cluster (a last one cut
+ * short by the disk's end counts as whole, padded with zeros) is
+ * compressed outside the lock and stored compressed; one that does not
+ * shrink is written plainly.  Partial clusters take the ordinary path.
+ */
+static int write_compressed(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
+			    const struct iovec *iov, int iovcnt)
+{
+	uint64_t cs = s->cluster_size;
+	size_t len = vs_iov_size(iov, iovcnt), done = 0;
+	autofree uint8_t *in = malloc(cs);
+	autofree uint8_t *out = malloc(cs);
+	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
+	int ret = 0;
+
+	if (!in || !out || !part)
+		return -ENOMEM;
+	while (done < len && ret == 0) {
+		uint64_t pos = offset + done, l2off;
+		uint64_t m =
+			VS_MIN((uint64_t)(len - done), cs - (pos & (cs - 1)));
+		bool whole =
+			!(pos & (cs - 1)) && (m == cs || pos + m == vbd->size);
+		size_t clen = 0;
+		int c = -ENOSPC;
+
+		if (whole) {
+			memset(in, 0, cs);
+			vs_iov_to_buf(iov, iovcnt, done, in, m);
+			c = qcow2_compress(s, in, out, &clen);
+		}
+		pthread_mutex_lock(&s->w_lock);
+		if (c == 0) {
+			uint32_t idx = qcow2_l2_index(s, pos);
+			struct qcow2_l2e le;
+
+			/* What the entry held is released: check it. */
+			ret = l2_for_write(s, pos, &l2off);
+			if (ret == 0)
+				ret = qcow2_l2_get(s, l2off, idx, &le);
+			if (ret == 0)
+				ret = check_entry(
+					s, l2off, idx, &le, 0,
+					1u << (s->cluster_bits - s->sc_bits));
+			if (ret == 0)
+				ret = qcow2_write_compressed(s, l2off, idx, out,
+							     clen);
+		} else {
+			ret = write_cluster(vbd, s, pos, m, iov, iovcnt, done,
+					    part);
+		}
+		if (ret == 0)
+			ret = qcow2_meta_maybe_flush(s);
+		pthread_mutex_unlock(&s->w_lock);
+		done += m;
+	}
+	return ret;
+}
+
 int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		  int iovcnt)
 {
@@ -443,6 +503,8 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		return -EIO;
 	if (!part)
 		return -ENOMEM;
+	if (vbd->flags & VBD_O_COMPRESS)
+		return write_compressed(vbd, s, offset, iov, iovcnt);
 	pthread_rwlock_rdlock(&s->inplace_lock);
 	done = write_in_place(s, offset, iov, iovcnt, len, part);
 	pthread_rwlock_unlock(&s->inplace_lock);

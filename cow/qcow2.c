@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "../common/cleanup.h"
 #include "../common/iov.h"
@@ -183,8 +181,7 @@ static void qcow2_free(struct qcow2 *s)
 static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 		       struct qcow2 *s, struct vs_error **errp)
 {
-	const char *file_driver = spec->file_driver ? spec->file_driver
-						    : "raw";
+	const char *file_driver = spec->file_driver ? spec->file_driver : "raw";
 	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
 			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	int ret;
@@ -301,52 +298,6 @@ static int read_layer(struct vbd *src, uint64_t src_size, uint64_t pos,
 	return 0;
 }
 
-static int inflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
-			size_t dlen)
-{
-	z_stream z = {0};
-	int r;
-
-	if (inflateInit2(&z, -15) != Z_OK)
-		return -ENOMEM;
-	z.next_in = (Bytef *)src;
-	z.avail_in = (uInt)slen;
-	z.next_out = dst;
-	z.avail_out = (uInt)dlen;
-	r = inflate(&z, Z_FINISH);
-	inflateEnd(&z);
-	/* The data ends inside its last sector, and what follows it is
-	 * padding: a full cluster of output is what counts. */
-	if ((r == Z_STREAM_END || r == Z_OK || r == Z_BUF_ERROR) &&
-	    z.avail_out == 0)
-		return 0;
-	return -EIO;
-}
-
-static int inflate_zstd(const uint8_t *src, size_t slen, uint8_t *dst,
-			size_t dlen)
-{
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	ZSTD_inBuffer in = {.src = src, .size = slen};
-	ZSTD_outBuffer out = {.dst = dst, .size = dlen};
-	int ret = 0;
-
-	if (!dctx)
-		return -ENOMEM;
-	while (out.pos < out.size) {
-		size_t in_pos = in.pos, out_pos = out.pos;
-		size_t r = ZSTD_decompressStream(dctx, &out, &in);
-
-		if (ZSTD_isError(r) ||
-		    (in.pos == in_pos && out.pos == out_pos)) {
-			ret = -EIO;
-			break;
-		}
-	}
-	ZSTD_freeDCtx(dctx);
-	return ret;
-}
-
 static int read_compressed(struct vbd *vbd, struct qcow2 *s,
 			   const struct qcow2_run *r, uint64_t guest_off,
 			   const struct iovec *iov, int iovcnt, size_t skip,
@@ -362,9 +313,7 @@ static int read_compressed(struct vbd *vbd, struct qcow2 *s,
 	ret = vbd_pread(s->file, r->host, cbuf, clen);
 	if (ret < 0)
 		return ret;
-	ret = s->m.h.compression_type == QCOW2_COMPRESSION_ZSTD
-		      ? inflate_zstd(cbuf, clen, out, s->cluster_size)
-		      : inflate_zlib(cbuf, clen, out, s->cluster_size);
+	ret = qcow2_decompress(s, cbuf, clen, out, s->cluster_size);
 	if (ret == -EIO) {
 		__atomic_store_n(&s->corrupt, true, __ATOMIC_RELAXED);
 		vs_log(VS_LOG_ERROR, "qcow2",

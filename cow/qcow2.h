@@ -184,6 +184,8 @@ struct qcow2 {
 	uint64_t free_next;  /* first cluster that may be free */
 	struct qcow2_cache rbc;
 	uint32_t l1_lo, l1_hi; /* dirty L1 entries [lo, hi) */
+	uint64_t comp_next;    /* where the next compressed data goes, 0 =
+			     * in a new cluster */
 	struct qcow2_free *frees;
 	size_t nfrees, frees_cap;
 	uint8_t *cbuf; /* one cluster of scratch */
@@ -297,6 +299,8 @@ int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 int qcow2_refcount_reload(struct qcow2 *s, const char *filename,
 			  struct vs_error **errp);
 void qcow2_refcount_free(struct qcow2 *s);
+/* The largest refcount the image's width holds. */
+uint64_t qcow2_refcount_max(const struct qcow2 *s);
 /* The refcount of host cluster `host` (0 when no block covers it). */
 int qcow2_refcount_get(struct qcow2 *s, uint64_t host, uint64_t *val);
 /*
@@ -326,6 +330,22 @@ int qcow2_file_pwritev(struct qcow2 *s, uint64_t off, const struct iovec *iov,
 		       int iovcnt);
 int qcow2_file_pwrite(struct qcow2 *s, uint64_t off, const void *buf,
 		      size_t len);
+
+/* qcow2-compress.c */
+/* Inflate `slen` bytes at `src` into exactly `dlen` bytes: 0, -EIO for
+ * data that does not make a whole cluster, -ENOMEM. */
+int qcow2_decompress(const struct qcow2 *s, const uint8_t *src, size_t slen,
+		     uint8_t *dst, size_t dlen);
+/* Compress one cluster at `src` into `dst` (a cluster's room): 0 with
+ * *out bytes, or -ENOSPC when it does not shrink by a sector. */
+int qcow2_compress(const struct qcow2 *s, const uint8_t *src, uint8_t *dst,
+		   size_t *out);
+/* Store compressed data for entry `idx` of the owned table at `l2off`,
+ * dropping what the entry held.  Under w_lock. */
+int qcow2_write_compressed(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+			   const uint8_t *data, size_t len);
+/* The references of [host, host+len) went: stop filling that cluster. */
+void qcow2_compress_forget(struct qcow2 *s, uint64_t host, uint64_t len);
 
 /* qcow2-flush.c */
 /* Drop the reference [host, host+len) holds once the tables that no

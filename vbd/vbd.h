@@ -25,15 +25,18 @@ struct json_object;
 
 /* Open flags. */
 enum {
-	VBD_O_RDONLY = 1u << 0, /* read-only even if the spec says rw */
-	VBD_O_DIRECT = 1u << 1, /* O_DIRECT (also from direct-io-safe) */
-	VBD_O_SHARE = 1u << 2,	/* force-share: take no image locks that
+	VBD_O_RDONLY = 1u << 0,	  /* read-only even if the spec says rw */
+	VBD_O_DIRECT = 1u << 1,	  /* O_DIRECT (also from direct-io-safe) */
+	VBD_O_SHARE = 1u << 2,	  /* force-share: take no image locks that
 				 * keep others out (qemu-img -U) */
-	VBD_O_PROBE = 1u << 3,	/* the spec's format may be NULL: probe it
+	VBD_O_PROBE = 1u << 3,	  /* the spec's format may be NULL: probe it
 				 * (image tools only, never guest disks) */
-	VBD_O_NOLOCK = 1u << 4, /* take no locks at all (backing files that
+	VBD_O_NOLOCK = 1u << 4,	  /* take no locks at all (backing files that
 				 * the parent already locks, tests) */
-	VBD_O_REPAIR = 1u << 5, /* open to be checked and repaired: an image
+	VBD_O_COMPRESS = 1u << 6, /* store whole-cluster writes compressed
+				   * where the format can (qcow2; image
+				   * tools: convert -c) */
+	VBD_O_REPAIR = 1u << 5,	  /* open to be checked and repaired: an image
 				 * marked dirty or corrupt opens writable and
 				 * nothing is repaired behind the caller's
 				 * back (vstor img check -r) */

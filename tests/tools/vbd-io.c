@@ -5,7 +5,7 @@
  * own data path and check the result with the peer tools (qemu-io,
  * qemu-img).
  *
- *   vbd-io [-f FMT] [--aio=io_uring|native|threads] [--direct]
+ *   vbd-io [-f FMT] [--aio=io_uring|native|threads] [--direct] [--compress]
  *          [--readonly] [--share] [--hold SECONDS] FILE [OP...]
  *
  *   write OFF LEN PATTERN     fill the range with the byte PATTERN
@@ -13,6 +13,7 @@
  *   discard OFF LEN
  *   zero OFF LEN [unmap]
  *   flush
+ *   dump FILE                 write the whole virtual disk to a raw FILE
  *   random SEED COUNT MAXLEN  write COUNT non-overlapping random regions
  *                             through vbd_submit (2 threads, up to 32 in
  *                             flight), flush, print "OFF LEN 0xPP" each
@@ -47,12 +48,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vbd-io [-f FMT] [--aio=io_uring|native|threads] "
-		"[--direct] [--readonly]\n"
-		"              [--share] [--hold SECONDS] FILE [OP...]\n"
+		"[--direct] [--compress]\n"
+		"              [--readonly] [--share] [--hold SECONDS] FILE "
+		"[OP...]\n"
 		"ops: write OFF LEN PATTERN | read OFF LEN PATTERN | "
 		"discard OFF LEN |\n"
-		"     zero OFF LEN [unmap] | flush | random SEED COUNT "
-		"MAXLEN\n");
+		"     zero OFF LEN [unmap] | flush | dump FILE |\n"
+		"     random SEED COUNT MAXLEN\n");
 	exit(2);
 }
 
@@ -405,6 +407,35 @@ static void op_random(struct vbd *vbd, uint64_t seed, uint64_t count,
 	free(r.regions);
 }
 
+/* The whole virtual disk, as vstor reads it, into a raw file. */
+static void op_dump(struct vbd *vbd, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t size = vbd_size(vbd);
+
+	if (!f || !buf) {
+		fprintf(stderr, "vbd-io: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	for (uint64_t off = 0; off < size; off += CHUNK) {
+		size_t n = (size_t)(size - off < CHUNK ? size - off : CHUNK);
+		int ret = vbd_pread(vbd, off, buf, n);
+
+		if (ret < 0)
+			fail_io("dump", off, n, ret);
+		if (fwrite(buf, 1, n, f) != n) {
+			fprintf(stderr, "vbd-io: %s: short write\n", path);
+			exit(1);
+		}
+	}
+	if (fclose(f)) {
+		fprintf(stderr, "vbd-io: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	free(buf);
+}
+
 static int need(int argc, int i, int n, const char *op)
 {
 	if (i + n >= argc) {
@@ -449,6 +480,10 @@ static void run_ops(struct vbd *vbd, int argc, char **argv, int i)
 				      : vbd_write_zeroes(vbd, off, len, flags);
 			if (ret < 0)
 				fail_io(op, off, len, ret);
+		} else if (!strcmp(op, "dump")) {
+			a = need(argc, i, 1, op);
+			op_dump(vbd, argv[a]);
+			i = a + 1;
 		} else if (!strcmp(op, "flush")) {
 			ret = vbd_flush(vbd);
 			if (ret < 0)
@@ -472,6 +507,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"aio", required_argument, NULL, 'a'},
 		{"direct", no_argument, NULL, 'd'},
+		{"compress", no_argument, NULL, 'c'},
 		{"readonly", no_argument, NULL, 'r'},
 		{"share", no_argument, NULL, 's'},
 		{"hold", required_argument, NULL, 'H'},
@@ -496,6 +532,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'd': flags |= VBD_O_DIRECT; break;
+		case 'c': flags |= VBD_O_COMPRESS; break;
 		case 'r': flags |= VBD_O_RDONLY; break;
 		case 's': flags |= VBD_O_SHARE | VBD_O_RDONLY; break;
 		case 'H': hold = (unsigned)arg_u64(optarg, "hold time"); break;

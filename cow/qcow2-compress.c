@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Compressed clusters: deflate (what QEMU calls zlib: a raw deflate
+ * stream) and zstd, both ways, and where compressed data goes.
+ *
+ * Compressed clusters are packed byte after byte into host clusters
+ * (comp_next); each host cluster counts one reference per compressed
+ * cluster that touches it.  Data never spills into a following cluster:
+ * one that does not fit starts a new host cluster, so a compressed
+ * cluster never depends on a neighbour being allocated next to it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "../common/cleanup.h"
+#include "../common/log.h"
+#include "qcow2.h"
+
+/* QEMU inflates with a 4 KiB window: deflate no wider, or it could
+ * not read what is written here. */
+#define ZLIB_WINDOW_BITS 12
+
+static int inflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t dlen)
+{
+	z_stream z = {0};
+	int r;
+
+	if (inflateInit2(&z, -15) != Z_OK)
+		return -ENOMEM;
+	z.next_in = (Bytef *)src;
+	z.avail_in = (uInt)slen;
+	z.next_out = dst;
+	z.avail_out = (uInt)dlen;
+	r = inflate(&z, Z_FINISH);
+	inflateEnd(&z);
+	/* The data ends inside its last sector, and what follows it is
+	 * padding: a full cluster of output is what counts. */
+	if ((r == Z_STREAM_END || r == Z_OK || r == Z_BUF_ERROR) &&
+	    z.avail_out == 0)
+		return 0;
+	return -EIO;
+}
+
+static int inflate_zstd(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t dlen)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	ZSTD_inBuffer in = {.src = src, .size = slen};
+	ZSTD_outBuffer out = {.dst = dst, .size = dlen};
+	int ret = 0;
+
+	if (!dctx)
+		return -ENOMEM;
+	while (out.pos < out.size) {
+		size_t in_pos = in.pos, out_pos = out.pos;
+		size_t r = ZSTD_decompressStream(dctx, &out, &in);
+
+		if (ZSTD_isError(r) ||
+		    (in.pos == in_pos && out.pos == out_pos)) {
+			ret = -EIO;
+			break;
+		}
+	}
+	ZSTD_freeDCtx(dctx);
+	return ret;
+}
+
+int qcow2_decompress(const struct qcow2 *s, const uint8_t *src, size_t slen,
+		     uint8_t *dst, size_t dlen)
+{
+	return s->m.h.compression_type == QCOW2_COMPRESSION_ZSTD
+		       ? inflate_zstd(src, slen, dst, dlen)
+		       : inflate_zlib(src, slen, dst, dlen);
+}
+
+static int deflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t cap, size_t *out)
+{
+	z_stream z = {0};
+	int r;
+
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+			 -ZLIB_WINDOW_BITS, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	z.next_in = (Bytef *)src;
+	z.avail_in = (uInt)slen;
+	z.next_out = dst;
+	z.avail_out = (uInt)cap;
+	r = deflate(&z, Z_FINISH);
+	*out = cap - z.avail_out;
+	deflateEnd(&z);
+	return r == Z_STREAM_END ? 0 : -ENOSPC;
+}
+
+static int deflate_zstd(const uint8_t *src, size_t slen, uint8_t *dst,
+			size_t cap, size_t *out)
+{
+	size_t r = ZSTD_compress(dst, cap, src, slen, ZSTD_CLEVEL_DEFAULT);
+
+	if (ZSTD_isError(r))
+		return -ENOSPC;
+	*out = r;
+	return 0;
+}
+
+int qcow2_compress(const struct qcow2 *s, const uint8_t *src, uint8_t *dst,
+		   size_t *out)
+{
+	/* Worth it only if it saves a sector at least. */
+	size_t cap = s->cluster_size - QCOW2_COMPRESSED_SECT;
+
+	return s->m.h.compression_type == QCOW2_COMPRESSION_ZSTD
+		       ? deflate_zstd(src, s->cluster_size, dst, cap, out)
+		       : deflate_zlib(src, s->cluster_size, dst, cap, out);
+}
+
+/* `len` bytes for compressed data, counted: *host is where they go. */
+static int alloc_bytes(struct qcow2 *s, size_t len, uint64_t *host)
+{
+	uint64_t cs = s->cluster_size, c, rc = 0;
+	int ret = 0;
+
+	/* A cluster whose count is full (1-bit refcounts hold one
+	 * compressed cluster each) takes no more. */
+	if (s->comp_next)
+		ret = qcow2_refcount_get(s, VS_ALIGN_DOWN(s->comp_next, cs),
+					 &rc);
+	if (ret < 0)
+		return ret;
+	if (!s->comp_next || (s->comp_next & (cs - 1)) + len > cs ||
+	    rc >= qcow2_refcount_max(s)) {
+		ret = qcow2_alloc_cluster(s, &c);
+		if (ret < 0)
+			return ret;
+		s->comp_next = c;
+	}
+	ret = qcow2_refcount_update(s, VS_ALIGN_DOWN(s->comp_next, cs), cs, 1);
+	if (ret < 0)
+		return ret;
+	*host = s->comp_next;
+	s->comp_next += len;
+	if (!(s->comp_next & (cs - 1)))
+		s->comp_next = 0; /* full */
+	return 0;
+}
+
+int qcow2_write_compressed(struct qcow2 *s, uint64_t l2off, uint32_t idx,
+			   const uint8_t *data, size_t len)
+{
+	unsigned x = 62 - (s->cluster_bits - 8);
+	struct qcow2_l2e old, le = {0};
+	uint64_t host = 0, nsect;
+	int ret = qcow2_l2_get(s, l2off, idx, &old);
+
+	if (ret == 0)
+		ret = alloc_bytes(s, len, &host);
+	if (ret == 0)
+		ret = qcow2_file_pwrite(s, host, data, len);
+	if (ret < 0)
+		return ret;
+	/* Sectors after the one holding the first byte. */
+	nsect = (host + len - 1) / QCOW2_COMPRESSED_SECT -
+		host / QCOW2_COMPRESSED_SECT;
+	le.e = QCOW2_L2E_COMPRESSED | nsect << x | host;
+	ret = qcow2_l2_set(s, l2off, idx, &le);
+	if (ret == 0)
+		ret = qcow2_release_later(s, old.e);
+	return ret;
+}
+
+void qcow2_compress_forget(struct qcow2 *s, uint64_t host, uint64_t len)
+{
+	uint64_t cs = s->cluster_size, c = VS_ALIGN_DOWN(s->comp_next, cs);
+
+	/* A host cluster whose last reference went is free: no more
+	 * compressed data may go into its tail. */
+	if (s->comp_next && host < c + cs && c < host + len)
+		s->comp_next = 0;
+}
