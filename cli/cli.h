@@ -41,7 +41,9 @@ extern const struct cli_group cli_group_img;
 extern const struct cli_verb cli_verb_disk_parse;
 extern const struct cli_verb cli_verb_img_create;
 extern const struct cli_verb cli_verb_img_info;
+extern const struct cli_verb cli_verb_img_check;
 extern const struct cli_verb cli_verb_img_bench;
+extern const struct cli_verb cli_verb_img_snapshot;
 
 /* Print "vstor: MESSAGE" and "Try 'vstor help GROUP VERB'." to stderr;
  * returns 1 so that callers can `return cli_usage_error(...)`. */

@@ -5,9 +5,11 @@
 #include "cli.h"
 
 static const struct cli_verb *const img_verbs[] = {
-	&cli_verb_img_create,
+	&cli_verb_img_create, /* in "vstor help img" order */
 	&cli_verb_img_info,
+	&cli_verb_img_check,
 	&cli_verb_img_bench,
+	&cli_verb_img_snapshot,
 	NULL,
 };
 

@@ -22,7 +22,6 @@ int qcow2_repair_dirty(struct vbd *vbd, struct qcow2 *s,
  * Opening with VBD_O_REPAIR: the image opens writable even when marked
  * dirty or corrupt, and is left as it is for the caller's check.
  */
-int qcow2_open_repair(struct vbd *vbd, struct qcow2 *s,
-		      struct vs_error **errp);
+int qcow2_open_repair(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
 
 #endif

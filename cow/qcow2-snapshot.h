@@ -31,12 +31,16 @@ int qcow2_snaps_read(struct qcow2 *s, const char *filename,
 		     struct qcow2_snap **out, uint32_t *n,
 		     struct vs_error **errp);
 void qcow2_snaps_free(struct qcow2_snap *snaps, uint32_t n);
+/* At open: read and check the table, then forget it (the operations
+ * read it again, so nothing is kept that could go stale). */
+int qcow2_snaps_check(struct qcow2 *s, const char *filename,
+		      struct vs_error **errp);
 
 /* The driver's snapshot callbacks (see vbd.h). */
 int qcow2_snapshot_create(struct vbd *vbd, const char *name,
 			  struct vs_error **errp);
-int qcow2_snapshot_list(struct vbd *vbd, struct vbd_snapshot **list,
-			int *count, struct vs_error **errp);
+int qcow2_snapshot_list(struct vbd *vbd, struct vbd_snapshot **list, int *count,
+			struct vs_error **errp);
 int qcow2_snapshot_apply(struct vbd *vbd, const char *name_or_id,
 			 struct vs_error **errp);
 int qcow2_snapshot_delete(struct vbd *vbd, const char *name_or_id,

@@ -173,11 +173,34 @@ static bool writable_in_place(const struct qcow2 *s, const struct qcow2_l2e *le,
 	return (le->bm & sc_mask(a, b)) == sc_mask(a, b);
 }
 
+/* Whether guest bytes [start, start+len) read as zeros now, as far as
+ * this image's tables say (a backing file underneath: assume not). */
+static bool reads_zero(struct vbd *vbd, struct qcow2 *s, uint64_t start,
+		       uint64_t len)
+{
+	uint64_t end = VS_MIN(start + len, vbd->size);
+
+	while (start < end) {
+		struct qcow2_run r;
+
+		if (qcow2_map(s, s->filename, start, end - start, &r) < 0)
+			return false;
+		if (r.type == QCOW2_UNALLOCATED && s->backing &&
+		    start < vbd_size(s->backing))
+			return false;
+		if (r.type != QCOW2_ZERO && r.type != QCOW2_UNALLOCATED)
+			return false;
+		start += r.len;
+	}
+	return true;
+}
+
 /*
  * Write guest bytes [pos, pos+len), from the list at `skip`, into the
  * host unit at `host` that holds guest bytes [ustart, ustart+ulen): the
  * rest of the unit is filled with what the guest reads there now, and
- * the unit goes out in one write.
+ * the unit goes out in one write.  A unit past the end of the file that
+ * should read as zeros needs no filling: the file reads zeros there.
  */
 static int fill_write(struct vbd *vbd, struct qcow2 *s, uint64_t ustart,
 		      uint64_t ulen, uint64_t host, uint64_t pos, uint64_t len,
@@ -188,11 +211,13 @@ static int fill_write(struct vbd *vbd, struct qcow2 *s, uint64_t ustart,
 		ustart < vbd->size ? VS_MIN(ulen, vbd->size - ustart) : 0;
 	int cnt, ret;
 
-	if (pos == ustart && len == ulen) {
+	if ((pos == ustart && len == ulen) ||
+	    (host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE) &&
+	     reads_zero(vbd, s, ustart, ulen))) {
 		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, skip, len);
 		if (cnt < 0)
 			return -EIO;
-		return qcow2_file_pwritev(s, host, part, cnt);
+		return qcow2_file_pwritev(s, host + (pos - ustart), part, cnt);
 	}
 	memset(s->cbuf, 0, ulen);
 	if (len < avail) {

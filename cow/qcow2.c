@@ -21,6 +21,7 @@
 #include "../common/log.h"
 #include "qcow2-check.h"
 #include "qcow2-create.h"
+#include "qcow2-snapshot.h"
 #include "qcow2.h"
 
 #define HEADER_PROBE 4096
@@ -200,6 +201,9 @@ static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 	if (qcow2_l2_cache_init(s, 0) < 0)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = qcow2_l1_load(s, vbd->filename, errp);
+	/* A broken snapshot table is refused, except for check -r. */
+	if (ret == 0 && !(vbd->flags & VBD_O_REPAIR))
+		ret = qcow2_snaps_check(s, vbd->filename, errp);
 	if (ret == 0 && s->m.backing_file)
 		ret = open_backing(vbd, s, errp);
 	if (ret == 0 && !vbd->readonly)
@@ -482,5 +486,9 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.discard = qcow2_discard,
 	.block_status = qcow2_block_status,
 	.get_info = qcow2_get_info,
+	.snapshot_create = qcow2_snapshot_create,
+	.snapshot_list = qcow2_snapshot_list,
+	.snapshot_apply = qcow2_snapshot_apply,
+	.snapshot_delete = qcow2_snapshot_delete,
 	.check = qcow2_check,
 };
