@@ -93,10 +93,12 @@ $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 unit: $(TEST_BINS)
 tools: $(TOOL_BINS)
 
-# The same unit tests under AddressSanitizer and UBSan, in their own tree.
+# The same unit tests under AddressSanitizer and UBSan, in their own tree,
+# and the command and test tools too: hostile-input tests run them.
 unit-asan: | deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-		SANITIZE=address,undefined CFLAGS="-O1 -g" unit
+		SANITIZE=address,undefined CFLAGS="-O1 -g" unit \
+		$(BUILD)/asan/vstor tools
 
 # The whole tree must also build warning-free with clang (its own tree).
 build-clang: | deps

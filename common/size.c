@@ -92,7 +92,9 @@ void vs_format_size(uint64_t size, char *buf, size_t buflen)
 	int i = 0;
 	double v = (double)size;
 
-	while (v >= 1024 && i < 6) {
+	/* qemu's size_to_str takes the next unit from 1000 on: 1000 bytes
+	 * are "0.977 KiB", never "1e+03 B". */
+	while (v >= 1000 && i < 6) {
 		v /= 1024;
 		i++;
 	}

@@ -59,6 +59,30 @@ void qcow2_l2_cache_free(struct qcow2 *s)
 	pthread_mutex_destroy(&s->l2_lock);
 }
 
+static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
+const char *qcow2_overlap(const struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	const struct qcow2_header *h = &s->m.h;
+
+	if (ranges_meet(off, len, 0, s->cluster_size))
+		return "the header";
+	if (ranges_meet(off, len, h->l1_table_offset, (uint64_t)s->l1_size * 8))
+		return "the L1 table";
+	if (ranges_meet(off, len, h->refcount_table_offset,
+			(uint64_t)h->refcount_table_clusters
+				<< s->cluster_bits))
+		return "the refcount table";
+	if (h->nb_snapshots &&
+	    ranges_meet(off, len, h->snapshots_offset,
+			(uint64_t)h->nb_snapshots * QCOW2_SNAPSHOT_MIN_BYTES))
+		return "the snapshot table";
+	return NULL;
+}
+
 int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *fmt,
 		  uint64_t table, uint64_t index, uint64_t entry)
 {
@@ -231,6 +255,11 @@ static int classify_compressed(struct qcow2 *s, const char *fn, uint64_t l2off,
 				     "compressed cluster past the end of the "
 				     "file: L2",
 				     l2off, idx, e);
+	if (qcow2_overlap(s, host, r->csize))
+		return qcow2_corrupt(s, fn,
+				     "compressed cluster over the image's own "
+				     "metadata: L2",
+				     l2off, idx, e);
 	return 0;
 }
 
@@ -246,6 +275,11 @@ static int check_data(struct qcow2 *s, const char *fn, uint64_t l2off,
 		return qcow2_corrupt(
 			s, fn, "data cluster past the end of the file: L2",
 			l2off, idx, e);
+	if (qcow2_overlap(s, host, s->cluster_size))
+		return qcow2_corrupt(s, fn,
+				     "data cluster over the image's own "
+				     "metadata: L2",
+				     l2off, idx, e);
 	return 0;
 }
 
@@ -332,6 +366,11 @@ int qcow2_l2_table_of(struct qcow2 *s, const char *fn, uint64_t offset,
 		return qcow2_corrupt(s, fn,
 				     "L2 table not cluster-aligned inside the "
 				     "file: L1",
+				     s->m.h.l1_table_offset, i, e);
+	if (qcow2_overlap(s, *l2off, s->cluster_size))
+		return qcow2_corrupt(s, fn,
+				     "L2 table over the image's own metadata: "
+				     "L1",
 				     s->m.h.l1_table_offset, i, e);
 	return 0;
 }

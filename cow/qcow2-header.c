@@ -12,18 +12,6 @@
 #include "../common/cleanup.h"
 #include "qcow2.h"
 
-/* Limits QEMU also applies (qcow2.h may take these over). */
-#ifndef QCOW2_MAX_REFTABLE_BYTES
-#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
-#endif
-#ifndef QCOW2_MAX_SNAPSHOTS
-#define QCOW2_MAX_SNAPSHOTS 65536
-#endif
-/* The fixed part of a snapshot table entry: no entry is shorter. */
-#ifndef QCOW2_SNAPSHOT_MIN_BYTES
-#define QCOW2_SNAPSHOT_MIN_BYTES 40
-#endif
-
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |

@@ -87,13 +87,16 @@ int qcow2_refcount_load(struct qcow2 *s, const char *filename,
 		s->rt[i] = be64toh(s->rt[i]);
 		if (s->rt[i] & ~QCOW2_OFFSET_MASK ||
 		    !VS_IS_ALIGNED(s->rt[i], (uint64_t)s->cluster_size) ||
-		    s->rt[i] >= s->file_size)
-			return vs_error_set(errp, EIO,
-					    "%s: corrupt image: refcount table "
-					    "entry %" PRIu64 " is 0x%" PRIx64
-					    " (not a cluster inside the file); "
-					    "run 'qemu-img check -r all'",
-					    filename, i, s->rt[i]);
+		    s->rt[i] >= s->file_size ||
+		    (s->rt[i] && qcow2_overlap(s, s->rt[i], s->cluster_size)))
+			return vs_error_set(
+				errp, EIO,
+				"%s: corrupt image: refcount table "
+				"entry %" PRIu64 " is 0x%" PRIx64
+				" (not a cluster inside the file, clear "
+				"of the header and tables); "
+				"run 'qemu-img check -r all'",
+				filename, i, s->rt[i]);
 	}
 	s->alloc_end = VS_ALIGN_UP(s->file_size, (uint64_t)s->cluster_size);
 	s->free_next = 0;
@@ -292,7 +295,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 		k = VS_MAX(k, nk);
 		n = VS_MAX(n, nn);
 	}
-	if (n > UINT32_MAX || (n && n * csize > (256u << 20)))
+	if (n > UINT32_MAX || (n && n * csize > QCOW2_MAX_REFTABLE_BYTES))
 		return -EFBIG;
 	/* Blocks: each says 1 for every cluster of [start, e) it covers. */
 	uint64_t pos = start;

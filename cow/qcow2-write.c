@@ -441,7 +441,8 @@ static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 		host = le.e & QCOW2_OFFSET_MASK;
 		if (!owned || !writable_in_place(s, &le, pos, m) ||
 		    !VS_IS_ALIGNED(host, cs) ||
-		    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE))
+		    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE) ||
+		    qcow2_overlap(s, host, cs))
 			break; /* the locked path decides (and checks) */
 		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, done, m);
 		if (cnt < 0)

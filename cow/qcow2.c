@@ -125,7 +125,9 @@ static int open_backing(struct vbd *vbd, struct qcow2 *s,
 	flags = VBD_O_RDONLY | (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	ret = vbd_open_file(path, s->m.backing_format, flags, &s->backing,
 			    errp);
-	if (ret < 0)
+	/* A chain too deep or looping is named by the image that closes
+	 * it and by the top one, not again by each image in between. */
+	if (ret < 0 && (ret != -ELOOP || chain_depth == 1))
 		vs_error_prefix(errp, "%s: cannot open its backing file",
 				vbd->filename);
 	return ret;

@@ -23,6 +23,11 @@
 #define QCOW2_MAX_L1_BYTES     (32u << 20)
 #define QCOW2_MAX_BACKING_NAME 1023
 #define QCOW2_MAX_CHAIN	       256
+/* Limits QEMU also applies. */
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS	 65536
+/* The fixed part of a snapshot table entry: no entry is shorter. */
+#define QCOW2_SNAPSHOT_MIN_BYTES 40
 
 /* Incompatible feature bits. */
 #define QCOW2_INCOMPAT_DIRTY	    (1ull << 0)
@@ -272,6 +277,13 @@ bool qcow2_l2_dirty(struct qcow2 *s);
 bool qcow2_l2_crowded(struct qcow2 *s);
 int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *what,
 		  uint64_t table, uint64_t index, uint64_t entry);
+/*
+ * The name of the fixed metadata (header cluster, L1 table, refcount
+ * table, snapshot table) that host bytes [off, off+len) overlap, or
+ * NULL: a table entry pointing there is corrupt, and writing through it
+ * would destroy the image.
+ */
+const char *qcow2_overlap(const struct qcow2 *s, uint64_t off, uint64_t len);
 
 /*
  * Whole-image operations (check and repair, internal snapshots) work on

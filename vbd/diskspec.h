@@ -39,7 +39,7 @@ struct vbd_spec {
 	enum vbd_tristate discard; /* discard / no-discard */
 	enum vbd_tristate trusted; /* trusted / untrusted */
 	bool direct_io_safe;	   /* direct-io-safe: open with O_DIRECT */
-	char *aio; /* vstor extension aio=io_uring|native|threads */
+	char *aio;	   /* vstor extension aio=io_uring|native|threads */
 	char *file_driver; /* not in xl syntax: the driver of the file
 			    * layer under a format driver (NULL = "raw");
 			    * tests interpose fault injection here */

@@ -338,15 +338,19 @@ def main():
     table("refcount-block-unaligned", "v3",
           lambda i: i.put64(CL, 2 * CL + 512), None, read="ok 0 64k 0xa1",
           write_re=r"refcount table entry 0 is 0x20200 \(not a cluster "
-          r"inside the file\)")
-    # Metadata that points at other metadata: reading is harmless (QEMU
-    # reads it too), writing through it must not overwrite the tables.
+          r"inside the file")
+    # Metadata that points at other metadata: the image is corrupt, and
+    # writing through it would overwrite its own tables.
     table("l2-entry-at-l1-table", "v3",
-          lambda i: i.put64(i.l2(), COPIED | 3 * CL), None,
-          read="ok 8 8 0", write_re=r"L1 table|overlap|metadata")
+          lambda i: i.put64(i.l2(), COPIED | 3 * CL),
+          r"data cluster over the image's own metadata: L2 table at "
+          r"offset 0x40000, index 0" + eio, read="fail 8 8 0",
+          write_re=r"L1 table|overlap|metadata")
     table("l1-entry-at-refcount-table", "v3",
-          lambda i: i.put64(i.l1(), COPIED | CL), None,
-          read="ok 64k 64k 0", write_re=r"refcount table|overlap|metadata")
+          lambda i: i.put64(i.l1(), COPIED | CL),
+          r"L2 table over the image's own metadata: L1 table at offset "
+          r"0x30000, index 0" + eio, read="fail 0 4k 0",
+          write_re=r"refcount table|overlap|metadata")
 
     table("refcount-block-at-l1-table", "v3",
           lambda i: i.put64(CL, 3 * CL), None, read="ok 0 64k 0xa1",

@@ -171,21 +171,26 @@ static void test_baseline(void **state)
 	vbd_close(vbd);
 }
 
-/* Writing a dirty image (a crash with lazy refcounts) needs a check
- * first; read-only it opens. */
+/* A dirty image (a crash with lazy refcounts) opens read-only as it is,
+ * and is repaired when it is opened for writing: the bit goes. */
 static void test_write_refused(void **state)
 {
 	struct img *m = *state;
 	struct vs_error *err = NULL;
 	struct vbd *vbd = NULL;
+	uint8_t hdr[8];
+	int fd;
 
 	put64(m->buf + 72, 1); /* dirty */
-	save(m);
-	assert_int_equal(vbd_open_file(m->path, "qcow2", 0, &vbd, &err), -EIO);
-	assert_non_null(strstr(vs_error_msg(err), "not closed cleanly"));
-	assert_non_null(strstr(vs_error_msg(err), "qemu-img check -r all"));
-	vs_error_free(err);
 	vbd_close(open_ok(m));
+	if (vbd_open_file(m->path, "qcow2", 0, &vbd, &err) < 0)
+		fail_msg("open for writing: %s", vs_error_msg(err));
+	vbd_close(vbd);
+	fd = open(m->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, hdr, 8, 72), 8);
+	close(fd);
+	assert_int_equal(hdr[7] & 1, 0);
 }
 
 static void test_magic_version(void **state)
