@@ -120,7 +120,8 @@ bench: all
 # libFuzzer targets, one per parser of untrusted input, built with clang
 # whatever CC is; each links the sources it exercises (FUZZ_SRCS_name).
 FUZZ_CC   ?= clang
-FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c
+FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c \
+	common/size.c
 FUZZ_SRCS_fuzz-qcow2 := $(LIB_SRCS)
 FUZZ_LIBS_fuzz-qcow2 := $(LDLIBS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))

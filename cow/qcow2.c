@@ -200,7 +200,7 @@ static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 	s->cluster_size = s->m.cluster_size;
 	qcow2_geometry(s);
 	s->l1_size = s->m.h.l1_size;
-	if (qcow2_l2_cache_init(s, 0) < 0)
+	if (qcow2_l2_cache_init(s, spec->l2_cache_size) < 0)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = qcow2_l1_load(s, vbd->filename, errp);
 	/* A broken snapshot table is refused, except for check -r. */

@@ -5,7 +5,8 @@
  * A spec is a list of comma-separated items, each one of
  *
  *   key=value     format=, vdev=, access=, devtype=, backendtype=,
- *                 backend=, script=, specification=, transport=, aio=
+ *                 backend=, script=, specification=, transport=, aio=,
+ *                 l2-cache-size=
  *   target=REST   the rest of the spec, commas and all; so it comes last
  *   flag          cdrom, discard, no-discard, direct-io-safe, trusted,
  *                 untrusted
@@ -31,6 +32,7 @@
 #include <string.h>
 
 #include "../common/cleanup.h"
+#include "../common/size.h"
 #include "diskspec.h"
 
 /* Parameters that may be given at most once: bits of parse.seen. */
@@ -46,6 +48,7 @@ enum param {
 	P_SPECIFICATION,
 	P_TRANSPORT,
 	P_AIO,
+	P_L2_CACHE_SIZE,
 };
 
 static const char *const param_names[] = {
@@ -60,6 +63,7 @@ static const char *const param_names[] = {
 	[P_SPECIFICATION] = "specification",
 	[P_TRANSPORT] = "transport",
 	[P_AIO] = "aio",
+	[P_L2_CACHE_SIZE] = "l2-cache-size",
 };
 
 struct parse {
@@ -271,6 +275,19 @@ static int set_aio(struct parse *p, const char *value, const char *item)
 	return set_choice(p, P_AIO, value, item, aio_engines, &p->spec->aio);
 }
 
+/* vstor extension: bytes of L2 tables the qcow2 driver may cache. */
+static int set_l2_cache_size(struct parse *p, const char *value,
+			     const char *item)
+{
+	int ret = mark(p, P_L2_CACHE_SIZE, item);
+
+	if (ret || !*value)
+		return ret;
+	ret = vs_parse_size(value, &p->spec->l2_cache_size, "l2-cache-size",
+			    p->errp);
+	return ret < 0 ? -EINVAL : 0;
+}
+
 /* A positional target.  target= (set_target_rest) may still follow an
  * empty one: the man page allows that, so that "target=" can carry a
  * target with commas after an old-style ",vdev,access" head. */
@@ -285,11 +302,17 @@ static const struct key {
 	const char *name;
 	int (*set)(struct parse *p, const char *value, const char *item);
 } keys[] = {
-	{"format", set_format},		  {"vdev", set_vdev},
-	{"access", set_access},		  {"devtype", set_devtype},
-	{"backendtype", set_backendtype}, {"backend", set_backend},
-	{"script", set_script},		  {"specification", set_specification},
-	{"transport", set_transport},	  {"aio", set_aio},
+	{"format", set_format},
+	{"vdev", set_vdev},
+	{"access", set_access},
+	{"devtype", set_devtype},
+	{"backendtype", set_backendtype},
+	{"backend", set_backend},
+	{"script", set_script},
+	{"specification", set_specification},
+	{"transport", set_transport},
+	{"aio", set_aio},
+	{"l2-cache-size", set_l2_cache_size},
 };
 
 /* Something/else=x is more likely a path than a misspelt key. */

@@ -12,6 +12,7 @@
 #define VS_VBD_DISKSPEC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../common/error.h"
 
@@ -39,8 +40,13 @@ struct vbd_spec {
 	enum vbd_tristate discard; /* discard / no-discard */
 	enum vbd_tristate trusted; /* trusted / untrusted */
 	bool direct_io_safe;	   /* direct-io-safe: open with O_DIRECT */
-	char *aio;	   /* vstor extension aio=io_uring|native|threads */
-	char *file_driver; /* not in xl syntax: the driver of the file
+	char *aio; /* vstor extension aio=io_uring|native|threads */
+	uint64_t l2_cache_size; /* vstor extension
+					   * l2-cache-size=SIZE: bytes of
+					   * qcow2 L2 tables cached (0 =
+					   * enough for the whole disk, at
+					   * most 32 MiB) */
+	char *file_driver;	/* not in xl syntax: the driver of the file
 			    * layer under a format driver (NULL = "raw");
 			    * tests interpose fault injection here */
 };

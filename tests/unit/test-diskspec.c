@@ -573,6 +573,21 @@ static void test_other_keys(void **state UNUSED)
 		   &w);
 }
 
+/* vstor extension: the qcow2 L2 cache size, with size suffixes. */
+static void test_l2_cache_size(void **state UNUSED)
+{
+	struct vbd_spec *s = parse_ok("/x.qcow2,qcow2,xvda,l2-cache-size=4M");
+
+	assert_int_equal(s->l2_cache_size, 4u << 20);
+	vbd_spec_free(s);
+	s = parse_ok("/x.qcow2,qcow2,xvda");
+	assert_int_equal(s->l2_cache_size, 0);
+	vbd_spec_free(s);
+	check_error("/x,,xvda,l2-cache-size=lots", "l2-cache-size");
+	check_error("/x,,xvda,l2-cache-size=1M,l2-cache-size=2M",
+		    "duplicate parameter 'l2-cache-size'");
+}
+
 static void test_backendtypes(void **state UNUSED)
 {
 	static const char *const names[] = {"phy", "tap", "qdisk",
@@ -1046,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_flags_default_unset),
 		cmocka_unit_test(test_other_keys),
 		cmocka_unit_test(test_backendtypes),
+		cmocka_unit_test(test_l2_cache_size),
 		cmocka_unit_test(test_aio_engines),
 		cmocka_unit_test(test_specification_xen),
 		cmocka_unit_test(test_formats_positional),
