@@ -83,14 +83,40 @@ const char *qcow2_overlap(const struct qcow2 *s, uint64_t off, uint64_t len)
 	return NULL;
 }
 
+/*
+ * An image open for writing is marked corrupt in its header too (version
+ * 3), as QEMU marks it: the next open refuses to write it until a check
+ * has looked at it.  Only the first finding writes the header.
+ */
+static void mark_corrupt(struct qcow2 *s)
+{
+	uint64_t be;
+
+	if (!s->writable || s->m.h.version < 3 ||
+	    __atomic_exchange_n(&s->corrupt, true, __ATOMIC_ACQ_REL))
+		return;
+	be = htobe64(__atomic_load_n(&s->m.h.incompatible, __ATOMIC_RELAXED) |
+		     QCOW2_INCOMPAT_CORRUPT);
+	if (vbd_pwrite(s->file, 72, &be, 8) < 0 || vbd_flush(s->file) < 0)
+		vs_log(VS_LOG_ERROR, "qcow2",
+		       "%s: cannot mark the image corrupt in its header",
+		       s->filename);
+	else
+		vs_log(VS_LOG_ERROR, "qcow2",
+		       "%s: marked corrupt; further writes are refused until "
+		       "'vstor img check -r all' repairs it",
+		       s->filename);
+}
+
 int qcow2_corrupt(struct qcow2 *s, const char *filename, const char *fmt,
 		  uint64_t table, uint64_t index, uint64_t entry)
 {
-	__atomic_store_n(&s->corrupt, true, __ATOMIC_RELAXED);
 	vs_log(VS_LOG_ERROR, "qcow2",
 	       "%s: corrupt image: %s table at offset 0x%" PRIx64
 	       ", index %" PRIu64 ": entry 0x%016" PRIx64,
 	       filename, fmt, table, index, entry);
+	mark_corrupt(s);
+	__atomic_store_n(&s->corrupt, true, __ATOMIC_RELAXED);
 	return -EIO;
 }
 

@@ -28,7 +28,7 @@ CONFIGS=(
 	"v3-lazy-backing lazy_refcounts=on,cluster_size=512 qcow2"
 )
 SWEEP=16
-plan $((${#CONFIGS[@]} * 7 + 5 + 6 + 6 + 8 + 20 + 2 * SWEEP + 8))
+plan $((${#CONFIGS[@]} * 7 + 5 + 6 + 6 + 8 + 20 + 2 * SWEEP + 8 + 4))
 
 # A raw base shorter than the images, and a qcow2 one over it.
 qemu-img create -q -f raw "$T/base.raw" 40M &&
@@ -339,3 +339,22 @@ sh -c "qemu-io -f qcow2 -c 'write -P 7 0 64k' -c 'sigraise 9' '$img'" \
 run_ok "after QEMU died with lazy refcounts, vstor repairs and writes" \
 	"$VBD_IO" -f qcow2 "$img" write 64k 4k 8 read 0 64k 7
 clean "and the image is clean" "$img"
+
+# 8. Corruption found while open for writing is written into the header
+# (v3), as QEMU does: the next writer is refused until a check.
+img=$T/found-corrupt.qcow2
+make_img "$img" cluster_size=65536
+qemu-io -f qcow2 -c 'write -P 5 0 64k' "$img" >/dev/null || die "qemu-io"
+python3 -c '
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(40); l1 = struct.unpack(">Q", f.read(8))[0]
+    f.seek(l1); l2 = struct.unpack(">Q", f.read(8))[0] & ((1 << 56) - 512)
+    f.seek(l2); f.write(struct.pack(">Q", (1 << 63) | 0x50200))
+' "$img" || die "poke"
+run_fails "a write through an unaligned L2 entry fails" "$VBD_IO" -f qcow2 \
+	"$img" write 0 4k 1
+like "$err" "marked corrupt" "the image is marked corrupt"
+is "$(od -An -tx1 -j79 -N1 "$img" | tr -d ' ')" 02 \
+	"the corrupt bit is in the header"
+run_fails "the next writer is refused" "$VBD_IO" -f qcow2 "$img" write 0 1 1
