@@ -14,7 +14,8 @@
 # 2. The mirror: qemu-img creates and qemu-io writes the same matrix
 #    (compressed clusters with 'write -c'), plus internal snapshots taken
 #    midway and a backing chain; vstor must read exactly what qemu-img
-#    reads (qemu-img convert -O raw).
+#    reads (qemu-img convert -O raw), and `vstor img check` must report
+#    what `qemu-img check` reports.
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
 
@@ -33,7 +34,7 @@ for cs in 512 4096 65536 2097152; do
 		done
 	done
 done
-plan $((${#COMBOS[@]} * 5 + 4))
+plan $((${#COMBOS[@]} * 6 + 4))
 
 # opts CS RB EXT COMP: the -o list for qemu-img and vstor img create.
 opts() {
@@ -92,6 +93,12 @@ for combo in "${COMBOS[@]}"; do
 		qemu-img convert -f qcow2 -O raw '$q' '$d/q.raw' &&
 		'$VBD_IO' -f qcow2 --readonly '$q' dump '$d/qback.raw' &&
 		cmp '$d/qback.raw' '$d/q.raw'"
+	run_ok "$name: vstor img check agrees with qemu-img check" sh -c "
+		'$VSTOR' img check --output=json '$q' >'$d/v.json' &&
+		qemu-img check --output=json '$q' >'$d/q.json' &&
+		python3 -c 'import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+sys.exit(a != b)' '$d/v.json' '$d/q.json'"
 	rm -f "$d"/*.raw
 	seed=$((seed + 1))
 done
