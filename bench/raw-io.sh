@@ -24,6 +24,9 @@
 
 set -euo pipefail
 
+# shellcheck source=bench/lib/stats.sh
+. "$(dirname "$0")/lib/stats.sh"
+
 here=$(cd "$(dirname "$0")" && pwd)
 VSTOR=${VSTOR:-$here/../build/vstor}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
@@ -120,29 +123,6 @@ calibrate() {
 		if (n < 1000) n = 1000
 		if (n > 5000000) n = 5000000
 		print n
-	}'
-}
-
-# The median of a list of seconds.  Not the best: the speed of a shared
-# or virtual disk drifts with its neighbours' load, and the best run
-# would reward whichever tool happened to run in a quiet moment.
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR % 2) print v[(NR + 1) / 2]
-		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-iops() {
-	awk -v c="$1" -v s="$2" 'BEGIN {
-		if (s > 0) printf "%.0f", c / s; else printf "-"
-	}'
-}
-
-# vstor IOPS / qemu-img IOPS
-ratio() {
-	awk -v v="$1" -v q="$2" 'BEGIN {
-		if (v > 0 && q > 0) printf "%.2f", v / q; else printf "-"
 	}'
 }
 

@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Arithmetic the benchmarks share: sourced by bench/*.sh.
+
+# The median of a list of seconds.  Not the best: the speed of a shared
+# or virtual disk drifts with its neighbours' load, and the best run
+# would reward whichever tool happened to run in a quiet moment.
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# iops COUNT SECONDS
+iops() {
+	awk -v c="$1" -v s="$2" 'BEGIN {
+		if (s > 0) printf "%.0f", c / s; else printf "-"
+	}'
+}
+
+# ratio VSTOR-IOPS PEER-IOPS: above 1, vstor is faster.
+ratio() {
+	awk -v v="$1" -v q="$2" 'BEGIN {
+		if (v > 0 && q > 0) printf "%.2f", v / q; else printf "-"
+	}'
+}
