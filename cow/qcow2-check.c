@@ -40,31 +40,35 @@
 #include "qcow2-snapshot.h"
 
 /* Bits that must be zero, as the spec reserves them. */
-#define L1E_RESERVED	0x7f000000000001ffull
-#define L2E_RESERVED	0x3f000000000001feull
-#define RTE_RESERVED	0x1ffull
+#define L1E_RESERVED 0x7f000000000001ffull
+#define L2E_RESERVED 0x3f000000000001feull
+#define RTE_RESERVED 0x1ffull
+
+/* The two halves of an extended L2 entry's subcluster bitmap. */
 #define L2_BITMAP_ALLOC 0x00000000ffffffffull
 #define L2_BITMAP_ZERO	0xffffffff00000000ull
-#define INCOMPAT_OFF	72	   /* incompatible_features in the header */
-#define REFTABLE_OFF	48	   /* refcount_table_offset, then _clusters */
-#define MAX_REFTABLE	(8u << 20) /* what the header parser accepts */
-#define SNAP_FIXED \
-	40 /* bytes of a snapshot entry before its
-				    * variable parts */
 
-/*
- * The snapshot table reader (qcow2-snapshot.c) is written alongside this
- * file; until it is linked in, the tree still links and images with
- * snapshots are refused.  Drop these two lines once it is.
- */
-#pragma weak qcow2_snaps_read
-#pragma weak qcow2_snaps_free
+/* Header fields written by a repair. */
+#define REFTABLE_OFF 48		/* refcount_table_offset, then _clusters */
+#define INCOMPAT_OFF 72		/* incompatible_features */
+#define MAX_REFTABLE (8u << 20) /* what the header parser accepts */
+
+/* Bytes of a snapshot table entry before its variable parts. */
+#define SNAP_FIXED 40
+
+/* Persistent bitmaps: the header extension, its autoclear bit (the
+ * bitmaps are consistent), the fixed part of a directory entry, and the
+ * largest directory and table the check reads. */
+#define EXT_BITMAPS	  0x23852875u
+#define AUTOCLEAR_BITMAPS 1ull
+#define BM_ENTRY_FIXED	  24
+#define MAX_BM_DIR	  (64u << 20)
+#define MAX_BM_TABLE	  (64u << 20)
 
 enum etype { E_UNALLOC, E_ZERO_PLAIN, E_ZERO_ALLOC, E_NORMAL, E_COMPRESSED };
 
 /* One check run. */
 struct ck {
-	struct vbd *vbd;
 	struct qcow2 *s;
 	const char *fn;
 	unsigned fix;
@@ -281,7 +285,7 @@ static void dec(struct ck *c, uint64_t off, uint64_t len)
 	     len && k <= (off + len - 1) >> c->cbits; k++) {
 		uint64_t v = ref_get(c, k);
 
-		if (v && v != c->rmax)
+		if (v)
 			qcow2_rc_set(c->ref, k, c->order, v - 1);
 	}
 }
@@ -531,11 +535,6 @@ static int scan_snapshots(struct ck *c)
 
 	if (!h->nb_snapshots)
 		return 0;
-	if (!qcow2_snaps_read || !qcow2_snaps_free)
-		return vs_error_set(c->errp, EINVAL,
-				    "%s: the image has internal snapshots, "
-				    "which this build cannot read",
-				    c->fn);
 	ret = qcow2_snaps_read(c->s, c->fn, &sn, &n, c->errp);
 	if (ret < 0) {
 		vs_error_prefix(c->errp, "cannot check the snapshots");
@@ -552,6 +551,127 @@ static int scan_snapshots(struct ck *c)
 	qcow2_snaps_free(sn, n);
 	if (ret == 0)
 		ret = inc(c, h->snapshots_offset, bytes);
+	return ret;
+}
+
+/* Persistent dirty bitmaps: the directory, each bitmap's table and the
+ * data clusters the tables name.  Malformed metadata stops the check,
+ * so that no repair frees what a bitmap still uses. */
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static int bad_bitmaps(struct ck *c, const char *what, uint64_t v)
+{
+	return vs_error_set(c->errp, EINVAL,
+			    "%s: persistent bitmaps: %s (0x%" PRIx64 ")", c->fn,
+			    what, v);
+}
+
+/* The bitmaps extension in the first cluster: 1 and its fields when
+ * there is one. */
+static int find_bitmaps(struct ck *c, uint32_t *nb, uint64_t *dsize,
+			uint64_t *doff)
+{
+	const struct qcow2_header *h = &c->s->m.h;
+	uint64_t end = VS_MIN(c->cs, c->fsize);
+	int ret = rd(c, 0, c->buf, c->cs, "header");
+
+	for (uint64_t p = h->header_length; ret == 0 && p + 8 <= end;) {
+		uint32_t type = get32(c->buf + p), len = get32(c->buf + p + 4);
+
+		if (type == 0)
+			break;
+		if (len > end - p - 8)
+			return bad_bitmaps(c,
+					   "a header extension overruns the "
+					   "first cluster",
+					   p);
+		if (type == EXT_BITMAPS) {
+			if (len < 24)
+				return bad_bitmaps(c, "extension too short",
+						   len);
+			*nb = get32(c->buf + p + 8);
+			*dsize = get64(c->buf + p + 16);
+			*doff = get64(c->buf + p + 24);
+			return 1;
+		}
+		p += 8 + VS_ALIGN_UP((uint64_t)len, 8ull);
+	}
+	return ret;
+}
+
+/* A table of `n` entries at `off`: itself and the clusters it names. */
+static int bitmap_table(struct ck *c, uint64_t off, uint32_t n)
+{
+	size_t bytes = (size_t)n * 8;
+	autofree uint8_t *t = NULL;
+	int ret;
+
+	if (bytes > MAX_BM_TABLE || !VS_IS_ALIGNED(off, c->cs) ||
+	    off >= c->fsize || bytes > c->fsize - off)
+		return bad_bitmaps(c, "bitmap table not inside the file", off);
+	t = malloc(bytes ? bytes : 1);
+	if (!t)
+		return vs_error_set(c->errp, ENOMEM, "out of memory");
+	ret = inc(c, off, bytes);
+	if (ret == 0)
+		ret = rd(c, off, t, bytes, "bitmap table");
+	for (uint32_t i = 0; ret == 0 && i < n; i++) {
+		uint64_t data = get64(t + (size_t)i * 8) & QCOW2_OFFSET_MASK;
+
+		if (data && !VS_IS_ALIGNED(data, c->cs))
+			return bad_bitmaps(c, "unaligned bitmap data", data);
+		ret = inc(c, data, data ? c->cs : 0);
+	}
+	return ret;
+}
+
+static int scan_bitmaps(struct ck *c)
+{
+	const struct qcow2_header *h = &c->s->m.h;
+	uint64_t dsize = 0, doff = 0, pos = 0;
+	autofree uint8_t *dir = NULL;
+	uint32_t nb = 0;
+	int ret;
+
+	/* Without the autoclear bit the bitmaps are stale and QEMU ignores
+	 * them: so does the check. */
+	if (h->version < 3 || !(h->autoclear & AUTOCLEAR_BITMAPS))
+		return 0;
+	ret = find_bitmaps(c, &nb, &dsize, &doff);
+	if (ret <= 0)
+		return ret;
+	if (dsize > MAX_BM_DIR || !VS_IS_ALIGNED(doff, c->cs) ||
+	    doff >= c->fsize || dsize > c->fsize - doff)
+		return bad_bitmaps(c, "directory not inside the file", doff);
+	dir = malloc(dsize ? dsize : 1);
+	if (!dir)
+		return vs_error_set(c->errp, ENOMEM, "out of memory");
+	ret = inc(c, doff, dsize);
+	if (ret == 0)
+		ret = rd(c, doff, dir, dsize, "bitmap directory");
+	for (uint32_t i = 0; ret == 0 && i < nb; i++) {
+		const uint8_t *e = dir + pos;
+		uint64_t len;
+
+		if (dsize - pos < BM_ENTRY_FIXED)
+			return bad_bitmaps(c, "directory too short", dsize);
+		/* Extra data, then the name, padded to 8 bytes. */
+		len = VS_ALIGN_UP(BM_ENTRY_FIXED + (uint64_t)get32(e + 20) +
+					  (uint64_t)(e[18] << 8 | e[19]),
+				  8ull);
+		if (len > dsize - pos)
+			return bad_bitmaps(c, "directory entry overruns it",
+					   pos);
+		ret = bitmap_table(c, get64(e), get32(e + 8));
+		pos += len;
+	}
 	return ret;
 }
 
@@ -1073,14 +1193,6 @@ static int setup(struct ck *c)
 	c->buf = malloc(c->cs);
 	if (!c->buf)
 		return vs_error_set(c->errp, ENOMEM, "out of memory");
-	/* Bitmaps own clusters this check does not know about: repairing
-	 * would free them. */
-	if (h->version >= 3 && (h->autoclear & 1))
-		return vs_error_set(c->errp, EINVAL,
-				    "%s: the image has persistent dirty "
-				    "bitmaps, which check does not support "
-				    "yet",
-				    c->fn);
 	return ref_grow(c, c->nb + 1);
 }
 
@@ -1095,6 +1207,8 @@ static int run(struct ck *c)
 			      true);
 	if (ret == 0)
 		ret = scan_snapshots(c);
+	if (ret == 0)
+		ret = scan_bitmaps(c);
 	if (ret == 0)
 		ret = scan_refcounts(c);
 	if (ret == 0)
@@ -1128,7 +1242,6 @@ static int check_locked(struct vbd *vbd, struct qcow2 *s, unsigned fix,
 			struct vs_error **errp)
 {
 	struct ck c = {
-		.vbd = vbd,
 		.s = s,
 		.fn = vbd->filename,
 		.fix = fix,
@@ -1205,54 +1318,26 @@ int qcow2_repair_dirty(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 	return 0;
 }
 
-/* True when every refcount table entry names a cluster inside the file,
- * as qcow2_refcount_load requires. */
-static int table_loadable(struct vbd *vbd, struct qcow2 *s, bool *ok,
-			  struct vs_error **errp)
-{
-	const struct qcow2_header *h = &s->m.h;
-	size_t bytes = (size_t)h->refcount_table_clusters << h->cluster_bits;
-	uint64_t fsize = vbd_size(s->file), cs = 1ull << h->cluster_bits;
-	autofree uint64_t *rt = malloc(bytes ? bytes : 1);
-	int ret;
-
-	*ok = false;
-	if (!rt)
-		return vs_error_set(errp, ENOMEM, "out of memory");
-	/* The header parser checked that the table lies inside the file. */
-	ret = bytes ? vbd_pread(s->file, h->refcount_table_offset, rt, bytes)
-		    : 0;
-	if (ret < 0)
-		return vs_error_set_errno(errp, ret,
-					  "%s: cannot read the refcount table "
-					  "at offset %" PRIu64,
-					  vbd->filename,
-					  h->refcount_table_offset);
-	for (size_t i = 0; i < bytes / 8; i++) {
-		uint64_t e = be64toh(rt[i]);
-
-		if (e & ~QCOW2_OFFSET_MASK || !VS_IS_ALIGNED(e, cs) ||
-		    e >= fsize)
-			return 0;
-	}
-	*ok = true;
-	return 0;
-}
-
 int qcow2_open_repair(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 {
-	bool ok;
-	int ret = table_loadable(vbd, s, &ok, errp);
+	struct vs_error *err = NULL;
+	int ret = qcow2_refcount_load(s, vbd->filename, &err);
 
-	if (ret < 0)
+	if (ret == -ENOMEM) {
+		vs_error_set(errp, ENOMEM, "%s", vs_error_msg(err));
+		vs_error_free(err);
 		return ret;
-	/* A table the check will rebuild is not loaded: the check reads
-	 * everything from the file, and the repair reloads it. */
-	if (!ok) {
-		vs_debug("qcow2",
-			 "%s: refcount table not loaded: it has bad entries",
-			 vbd->filename);
-		return 0;
 	}
-	return qcow2_refcount_load(s, vbd->filename, errp);
+	/*
+	 * A table with bad entries is what check -r is for: the check reads
+	 * every table from the file itself and never allocates through the
+	 * driver, and a repair reloads the table (qcow2_meta_reload).  What
+	 * the failed load set up is freed at close as usual.
+	 */
+	if (ret < 0) {
+		vs_debug("qcow2", "%s: opened for repair: %s", vbd->filename,
+			 vs_error_msg(err));
+		vs_error_free(err);
+	}
+	return 0;
 }
