@@ -640,6 +640,38 @@ static int zero_subclusters(struct qcow2 *s, uint64_t pos, uint32_t a,
 	return qcow2_l2_set(s, l2off, idx, &le);
 }
 
+/*
+ * Zero [pos, cend), part of one cluster: whole subclusters [a, b) by
+ * their zero bits where the cluster allows it, the rest as zero data.
+ */
+static int zero_partial(struct vbd *vbd, struct qcow2 *s, uint64_t pos,
+			uint64_t cend, uint64_t a, uint64_t b,
+			struct iovec *iov)
+{
+	uint64_t cs = s->cluster_size;
+	int ret = 1;
+
+	if (a < b && s->l2_words > 1)
+		ret = zero_subclusters(
+			s, pos, (uint32_t)((a & (cs - 1)) >> s->sc_bits),
+			(uint32_t)(((b - 1) & (cs - 1)) >> s->sc_bits) + 1);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		iov->iov_len = (size_t)(cend - pos);
+		return write_locked(vbd, s, pos, iov, 1);
+	}
+	if (pos < a) {
+		iov->iov_len = (size_t)(a - pos);
+		ret = write_locked(vbd, s, pos, iov, 1);
+	}
+	if (ret == 0 && b < cend) {
+		iov->iov_len = (size_t)(cend - b);
+		ret = write_locked(vbd, s, b, iov, 1);
+	}
+	return ret;
+}
+
 /* Zero or discard [offset, offset+len): whole units by their entries,
  * the rest as data (zeroing) or not at all (discard). */
 static int clear_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
@@ -666,25 +698,8 @@ static int clear_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 			ret = clear_cluster(s, pos, how);
 		} else if (how == CLEAR_DISCARD) {
 			ret = 0; /* discard is advisory: partial clusters stay */
-		} else if (a < b && s->l2_words > 1 &&
-			   (ret = zero_subclusters(
-				    s, pos,
-				    (uint32_t)((a & (cs - 1)) >> s->sc_bits),
-				    (uint32_t)(((b - 1) & (cs - 1)) >>
-					       s->sc_bits) +
-					    1)) <= 0) {
-			/* Whole subclusters done; the edges as data. */
-			if (ret == 0 && pos < a) {
-				iov.iov_len = (size_t)(a - pos);
-				ret = write_locked(vbd, s, pos, &iov, 1);
-			}
-			if (ret == 0 && b < cend) {
-				iov.iov_len = (size_t)(cend - b);
-				ret = write_locked(vbd, s, b, &iov, 1);
-			}
 		} else {
-			iov.iov_len = (size_t)(cend - pos);
-			ret = write_locked(vbd, s, pos, &iov, 1);
+			ret = zero_partial(vbd, s, pos, cend, a, b, &iov);
 		}
 		if (ret == 0)
 			ret = qcow2_meta_maybe_flush(s);
