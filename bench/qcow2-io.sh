@@ -30,8 +30,8 @@
 
 set -euo pipefail
 
-# shellcheck source=bench/lib/stats.sh
-. "$(dirname "$0")/lib/stats.sh"
+# shellcheck source=bench/lib/functions.sh
+. "$(dirname "$0")/lib/functions.sh"
 
 here=$(cd "$(dirname "$0")" && pwd)
 VSTOR=${VSTOR:-$here/../build/vstor}
@@ -108,20 +108,6 @@ alloc_max=$(awk -v blocks=$((size / BS)) -v step=$STEP_BLOCKS \
 # The 64 KiB sequential line allocates a cluster per request until it
 # wraps.
 seq_max=$((size / CLUSTER))
-
-# Print the seconds of one run, from the line both tools print.
-run_one() {
-	local out secs
-
-	if ! out=$("$@" 2>&1); then
-		echo "$out" >&2
-		die "failed: $*"
-	fi
-	secs=$(sed -n 's/^Run completed in \([0-9.]*\) seconds\.$/\1/p' \
-		<<<"$out")
-	[ -n "$secs" ] || die "no 'Run completed' line from: $*"$'\n'"$out"
-	echo "$secs"
-}
 
 # bench TOOL IMAGE-KIND OPTS...: one run; a fresh image is made first
 # (outside the time) for the lines that need one.  The file system is

@@ -24,8 +24,8 @@
 
 set -euo pipefail
 
-# shellcheck source=bench/lib/stats.sh
-. "$(dirname "$0")/lib/stats.sh"
+# shellcheck source=bench/lib/functions.sh
+. "$(dirname "$0")/lib/functions.sh"
 
 here=$(cd "$(dirname "$0")" && pwd)
 VSTOR=${VSTOR:-$here/../build/vstor}
@@ -90,20 +90,6 @@ for ((i = 0; i < size / chunk; i++)); do
 		skip "$BENCH_DIR does not support O_DIRECT (set BENCH_DIR)"
 done
 rm -f "$dir/chunk"
-
-# Print the seconds of one run, from the line both tools print.
-run_one() {
-	local out secs
-
-	if ! out=$("$@" 2>&1); then
-		echo "$out" >&2
-		die "failed: $*"
-	fi
-	secs=$(sed -n 's/^Run completed in \([0-9.]*\) seconds\.$/\1/p' \
-		<<<"$out")
-	[ -n "$secs" ] || die "no 'Run completed' line from: $*"$'\n'"$out"
-	echo "$secs"
-}
 
 # A count that makes a qemu-img run last about BENCH_SECONDS.
 calibrate() {

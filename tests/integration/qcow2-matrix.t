@@ -43,16 +43,6 @@ opts() {
 	echo "$o"
 }
 
-# check_clean NAME IMG: qemu-img check finds neither errors nor leaks.
-check_clean() {
-	run qemu-img check -f qcow2 "$2"
-	if [ "$rc" -eq 0 ] && [[ $out =~ "No errors were found" ]]; then
-		ok "$1"
-	else
-		not_ok "$1" "qemu-img check exit $rc" "$(head -8 <<<"$out$err")"
-	fi
-}
-
 seed=1
 for combo in "${COMBOS[@]}"; do
 	read -r cs rb ext comp <<<"$combo"
@@ -66,7 +56,7 @@ for combo in "${COMBOS[@]}"; do
 			'$img' $SIZE &&
 		'$VBD_IO' -f qcow2 $([ "$comp" != none ] && echo --compress) \
 			'$img' \$(cat '$d/vbd-io.ops')"
-	check_clean "$name: qemu-img check is clean" "$img"
+	qcow2_clean "$name: qemu-img check is clean" "$img"
 	run_ok "$name: qemu-img compare finds the model" \
 		qemu-img compare -q -f qcow2 -F raw "$img" "$d/model.raw"
 	if [ "$comp" != none ] && [ "$cs" -gt 512 ]; then
@@ -123,4 +113,4 @@ run_ok "chain: qemu-img converts the top" \
 run_ok "chain: vstor reads the top" \
 	"$VBD_IO" -f qcow2 --readonly "$d/top.qcow2" dump "$d/back.raw"
 run_ok "chain: both read the same" cmp "$d/back.raw" "$d/top.raw"
-check_clean "chain: the top is clean" "$d/top.qcow2"
+qcow2_clean "chain: the top is clean" "$d/top.qcow2"

@@ -52,17 +52,6 @@ make_img() {
 	esac
 }
 
-# clean NAME IMG: qemu-img check finds neither errors nor leaks.
-clean() {
-	run qemu-img check -f qcow2 "$2"
-	if [ "$rc" -eq 0 ] && [[ $out =~ "No errors were found" ]] &&
-		! [[ $out =~ leaked ]]; then
-		ok "$1"
-	else
-		not_ok "$1" "exit $rc" "$out" "$err"
-	fi
-}
-
 # verify NAME IMG REGIONS: every "OFF LEN 0xPP" reads back with qemu-io.
 verify() {
 	local name=$1 img=$2 off len pat args=() n=0
@@ -104,7 +93,7 @@ for c in "${CONFIGS[@]}"; do
 	run_ok "$name: random writes" "$VBD_IO" -f qcow2 "$img" \
 		random $((seed++)) 100 200K
 	regions=$out
-	clean "$name: clean after random writes" "$img"
+	qcow2_clean "$name: clean after random writes" "$img"
 	verify "$name: regions read back" "$img" "$regions"
 	replay "$ref" "$regions" || die "qemu-io replay failed"
 	run_ok "$name: same as qemu-io's writes (incl. unwritten areas)" \
@@ -112,7 +101,7 @@ for c in "${CONFIGS[@]}"; do
 	run "$VBD_IO" -f qcow2 "$img" "${FIXED_VSTOR[@]}" flush
 	qemu-io -f qcow2 "${FIXED_QEMU[@]}" "$ref" >/dev/null ||
 		die "qemu-io fixed writes failed"
-	clean "$name: clean after zeroing and more writes" "$img"
+	qcow2_clean "$name: clean after zeroing and more writes" "$img"
 	run_ok "$name: zeroing: same as qemu-io's" \
 		qemu-img compare -f qcow2 -F qcow2 "$img" "$ref"
 	run_ok "$name: vstor reads it back" "$VBD_IO" -f qcow2 --readonly \
@@ -132,7 +121,7 @@ for s in 41 42 43; do
 	last=$out
 done
 is "$rc" 0 "in place: three random runs over each other"
-clean "in place: clean" "$img"
+qcow2_clean "in place: clean" "$img"
 verify "in place: the last run reads back" "$img" "$last"
 run_ok "in place: same as qemu-io's writes" \
 	qemu-img compare -f qcow2 -F qcow2 "$img" "$ref"
@@ -163,14 +152,14 @@ run_ok "grow: 24 MiB written in 512-byte clusters" "$VBD_IO" -f qcow2 "$img" \
 after=$(header_field "$img" 56 4)
 check "grow: the refcount table grew ($before -> $after clusters)" \
 	test "$after" -gt "$before"
-clean "grow: clean" "$img"
+qcow2_clean "grow: clean" "$img"
 verify "grow: data reads back" "$img" "0 8M 0x41
 8M 8M 0x42
 20M 4M 0x43
 16M 4M 0"
 run_ok "grow: more writes after the growth" "$VBD_IO" -f qcow2 "$img" \
 	random 9 50 100K
-clean "grow: still clean" "$img"
+qcow2_clean "grow: still clean" "$img"
 
 # 3. Internal snapshots (shared L2 tables and clusters) and compressed
 # clusters are copied on write, and the snapshot keeps its content.
@@ -181,7 +170,7 @@ qemu-io -f qcow2 -c 'write -P 0x61 0 4M' -c 'write -P 0x62 10M 1M' "$img" \
 	die "cannot make a snapshot"
 run_ok "snapshot: writes over shared clusters" "$VBD_IO" -f qcow2 "$img" \
 	write 1000 5000 0x71 write 2M 3M 0x72 zero 10M 512K unmap
-clean "snapshot: clean" "$img"
+qcow2_clean "snapshot: clean" "$img"
 verify "snapshot: new data reads back" "$img" "1000 5000 0x71
 2M 3M 0x72
 10M 512K 0
@@ -197,7 +186,7 @@ qemu-img convert -c -O qcow2 -o cluster_size=4096 "$T/snap.qcow2" "$img" ||
 	die "cannot compress"
 run_ok "compressed: partial writes over compressed clusters" "$VBD_IO" \
 	-f qcow2 "$img" write 100 200 0x81 write 3M 10000 0x82 zero 8192 8192
-clean "compressed: clean (their refcounts dropped)" "$img"
+qcow2_clean "compressed: clean (their refcounts dropped)" "$img"
 
 # 4. The dirty bit of lazy-refcount images: set while open, cleared on
 # close; refusals.
@@ -212,12 +201,12 @@ done
 is "$(($(header_field "$img" 72 8) & 1))" 1 "lazy: dirty bit set while open"
 wait "$pid"
 is "$(($(header_field "$img" 72 8) & 1))" 0 "lazy: dirty bit clear after close"
-clean "lazy: clean after close" "$img"
+qcow2_clean "lazy: clean after close" "$img"
 img=$T/plain.qcow2
 make_img "$img" cluster_size=65536
 run_ok "non-lazy: write" "$VBD_IO" -f qcow2 "$img" write 0 64k 1
 is "$(header_field "$img" 72 8)" 0 "non-lazy: no dirty bit ever"
-clean "non-lazy: clean" "$img"
+qcow2_clean "non-lazy: clean" "$img"
 python3 -c '
 import sys
 with open(sys.argv[1], "r+b") as f:
@@ -315,7 +304,7 @@ run_ok "extended L2: writes and zeroes read back with qemu-io" sh -c "
 		-c 'read -P 0x33 200704 2296' '$img' >'$T/ext.out' &&
 	! grep -q 'verification failed' '$T/ext.out' &&
 	[ \$(grep -c '^read' '$T/ext.out') = 5 ]"
-clean "extended L2: qemu-img check is clean" "$img"
+qcow2_clean "extended L2: qemu-img check is clean" "$img"
 img=$T/read-only-dirty.qcow2
 make_img "$img" lazy_refcounts=on
 python3 -c '
@@ -330,7 +319,7 @@ run_ok "opened for writing, a dirty image is repaired and written" \
 	"$VBD_IO" -f qcow2 "$img" write 0 4k 9
 is "$(od -An -tx1 -j79 -N1 "$img" | tr -d ' ')" 00 \
 	"a clean close clears the dirty bit"
-clean "qemu-img check finds it clean" "$img"
+qcow2_clean "qemu-img check finds it clean" "$img"
 # A real crash of QEMU with lazy refcounts: its refcounts are stale.
 img=$T/qemu-crashed.qcow2
 make_img "$img" lazy_refcounts=on,cluster_size=4096
@@ -338,7 +327,7 @@ sh -c "qemu-io -f qcow2 -c 'write -P 7 0 64k' -c 'sigraise 9' '$img'" \
 	>/dev/null 2>&1
 run_ok "after QEMU died with lazy refcounts, vstor repairs and writes" \
 	"$VBD_IO" -f qcow2 "$img" write 64k 4k 8 read 0 64k 7
-clean "and the image is clean" "$img"
+qcow2_clean "and the image is clean" "$img"
 
 # 8. Corruption found while open for writing is written into the header
 # (v3), as QEMU does: the next writer is refused until a check.
@@ -391,4 +380,4 @@ is "$(od -An -tx1 -j "$off" -N 16 "$img")" "$before" \
 is "$(od -An -tx1 -j 80 -N 16 "$img" | tr -d ' ')" \
 	00000000000000200000000000000000 \
 	"the compatible bit is kept, the autoclear bit cleared"
-clean "and qemu-img check is clean" "$img"
+qcow2_clean "and qemu-img check is clean" "$img"

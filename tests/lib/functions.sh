@@ -190,6 +190,18 @@ requires() {
 
 # cleanup_add CMD...: run CMD at exit (last added runs first), even when
 # the test dies.
+# qcow2_clean NAME IMG: one test point, ok when `qemu-img check` finds
+# neither errors nor leaks in the qcow2 image IMG.
+qcow2_clean() {
+	run qemu-img check -f qcow2 "$2"
+	if [ "$rc" -eq 0 ] && [[ $out =~ "No errors were found" ]] &&
+		! [[ $out =~ leaked ]]; then
+		ok "$1"
+	else
+		not_ok "$1" "exit $rc" "$out" "$err"
+	fi
+}
+
 cleanup_add() {
 	_cleanups+=("$(printf '%q ' "$@")")
 }
