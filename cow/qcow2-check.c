@@ -330,11 +330,10 @@ static bool past_end_fix(const struct ck *c, uint64_t *e, uint64_t *bm,
 static int check_compressed(struct ck *c, uint64_t *e, uint64_t *bm,
 			    bool active)
 {
-	unsigned x = 62 - (c->cbits - 8);
-	uint64_t host = *e & ((1ull << x) - 1);
-	uint64_t nsect = ((*e >> x) & ((1ull << (62 - x)) - 1)) + 1, len;
+	uint64_t host, nsect, len;
 	bool fixing = active && (c->fix & VBD_CHECK_FIX_ERRORS);
 
+	qcow2_compressed_loc(c->cbits, *e, &host, &nsect);
 	if (*e & QCOW2_L2E_COPIED) {
 		say(c,
 		    "%s: coffset=0x%" PRIx64 ": copied flag must never be "

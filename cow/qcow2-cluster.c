@@ -266,12 +266,9 @@ static uint64_t entry_host(uint64_t e)
 static int classify_compressed(struct qcow2 *s, const char *fn, uint64_t l2off,
 			       uint32_t idx, uint64_t e, struct qcow2_run *r)
 {
-	/* Offset in the low x bits, then the count of 512-byte sectors
-	 * after the first one. */
-	unsigned x = 62 - (s->cluster_bits - 8);
-	uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
-	uint64_t host = e & ((1ull << x) - 1);
+	uint64_t host, nsect;
 
+	qcow2_compressed_loc(s->cluster_bits, e, &host, &nsect);
 	r->type = QCOW2_COMPRESSED;
 	r->host = host;
 	r->csize =

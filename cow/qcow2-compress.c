@@ -152,7 +152,7 @@ static int alloc_bytes(struct qcow2 *s, size_t len, uint64_t *host)
 int qcow2_write_compressed(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 			   const uint8_t *data, size_t len)
 {
-	unsigned x = 62 - (s->cluster_bits - 8);
+	unsigned x = qcow2_compressed_shift(s->cluster_bits);
 	struct qcow2_l2e old, le = {0};
 	uint64_t host = 0, nsect;
 	int ret = qcow2_l2_get(s, l2off, idx, &old);

@@ -46,12 +46,10 @@ int qcow2_free_later(struct qcow2 *s, uint64_t host, uint64_t len)
 int qcow2_release_later(struct qcow2 *s, uint64_t e)
 {
 	if (e & QCOW2_L2E_COMPRESSED) {
-		unsigned x = 62 - (s->cluster_bits - 8);
-		uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
-		uint64_t host = e & ((1ull << x) - 1);
-		uint64_t start = VS_ALIGN_DOWN(host, 512ull);
+		uint64_t host, nsect;
 
-		return qcow2_free_later(s, start,
+		qcow2_compressed_loc(s->cluster_bits, e, &host, &nsect);
+		return qcow2_free_later(s, VS_ALIGN_DOWN(host, 512ull),
 					nsect * QCOW2_COMPRESSED_SECT);
 	}
 	if (!(e & QCOW2_OFFSET_MASK))

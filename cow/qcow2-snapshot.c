@@ -513,10 +513,10 @@ static void refs_sort(struct refs *r)
 static void compressed_range(const struct qcow2 *s, uint64_t e, uint64_t *off,
 			     uint64_t *len)
 {
-	unsigned x = 62 - (s->cluster_bits - 8);
-	uint64_t nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
+	uint64_t host, nsect;
 
-	*off = VS_ALIGN_DOWN(e & ((1ull << x) - 1), 512ull);
+	qcow2_compressed_loc(s->cluster_bits, e, &host, &nsect);
+	*off = VS_ALIGN_DOWN(host, 512ull);
 	*len = nsect * QCOW2_COMPRESSED_SECT;
 }
 

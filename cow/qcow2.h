@@ -52,6 +52,25 @@
 #define QCOW2_L2E_ZERO	      (1ull << 0)
 #define QCOW2_COMPRESSED_SECT 512
 
+/*
+ * A compressed L2 entry: the offset of its first byte in the low x bits,
+ * then how many 512-byte sectors follow the one holding that byte, with
+ * x = 62 - (cluster_bits - 8).
+ */
+static inline unsigned qcow2_compressed_shift(uint32_t cluster_bits)
+{
+	return 62 - (cluster_bits - 8);
+}
+
+static inline void qcow2_compressed_loc(uint32_t cluster_bits, uint64_t e,
+					uint64_t *host, uint64_t *nsect)
+{
+	unsigned x = qcow2_compressed_shift(cluster_bits);
+
+	*host = e & ((1ull << x) - 1);
+	*nsect = ((e >> x) & ((1ull << (62 - x)) - 1)) + 1;
+}
+
 /* The header as read from disk, in host byte order. */
 struct qcow2_header {
 	uint32_t version;
