@@ -124,6 +124,13 @@ FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c
 	common/size.c
 FUZZ_SRCS_fuzz-qcow2 := $(LIB_SRCS)
 FUZZ_LIBS_fuzz-qcow2 := $(LDLIBS)
+# The foreign formats (imgtools/formats/) link the whole library too.
+FUZZ_SRCS_fuzz-vmdk := $(LIB_SRCS)
+FUZZ_LIBS_fuzz-vmdk := $(LDLIBS)
+FUZZ_SRCS_fuzz-vhd := $(LIB_SRCS)
+FUZZ_LIBS_fuzz-vhd := $(LDLIBS)
+FUZZ_SRCS_fuzz-vdi := $(LIB_SRCS)
+FUZZ_LIBS_fuzz-vdi := $(LDLIBS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 fuzz: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps

@@ -44,6 +44,13 @@ extern const struct cli_verb cli_verb_img_info;
 extern const struct cli_verb cli_verb_img_check;
 extern const struct cli_verb cli_verb_img_bench;
 extern const struct cli_verb cli_verb_img_snapshot;
+extern const struct cli_verb cli_verb_img_convert;
+extern const struct cli_verb cli_verb_img_compare;
+extern const struct cli_verb cli_verb_img_map;
+extern const struct cli_verb cli_verb_img_measure;
+extern const struct cli_verb cli_verb_img_commit;
+extern const struct cli_verb cli_verb_img_rebase;
+extern const struct cli_verb cli_verb_img_resize;
 
 /* Print "vstor: MESSAGE" and "Try 'vstor help GROUP VERB'." to stderr;
  * returns 1 so that callers can `return cli_usage_error(...)`. */

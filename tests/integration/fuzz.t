@@ -14,7 +14,7 @@ for bin in "${targets[@]}"; do
 	mkdir -p "$T/$name"
 	# Images need room; a config line does not.
 	case $name in
-	fuzz-qcow2) max_len=65536 runs=20000 ;;
+	fuzz-qcow2 | fuzz-vmdk | fuzz-vhd | fuzz-vdi) max_len=65536 runs=20000 ;;
 	*) max_len=512 runs=200000 ;;
 	esac
 	# A fixed seed keeps a failure reproducible; new inputs go to $T only.
