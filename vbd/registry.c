@@ -23,11 +23,24 @@ const struct vbd_driver *const *vbd_drivers(void)
 	return drivers;
 }
 
+/*
+ * Other names for a driver: xl's disk specs say "vhd" where qemu-img says
+ * "vpc"; both are accepted, and the driver reports qemu-img's name.
+ */
+static const struct {
+	const char *alias, *name;
+} aliases[] = {
+	{"vhd", "vpc"},
+};
+
 const struct vbd_driver *vbd_driver_find(const char *name)
 {
 	for (int i = 0; drivers[i]; i++)
 		if (!strcmp(drivers[i]->name, name))
 			return drivers[i];
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (!strcmp(aliases[i].alias, name))
+			return vbd_driver_find(aliases[i].name);
 	return NULL;
 }
 
