@@ -198,6 +198,7 @@ static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 		return ret;
 	s->cluster_bits = s->m.h.cluster_bits;
 	s->cluster_size = s->m.cluster_size;
+	vbd->cluster_size = s->cluster_size;
 	qcow2_geometry(s);
 	s->l1_size = s->m.h.l1_size;
 	if (qcow2_l2_cache_init(s, spec->l2_cache_size) < 0)

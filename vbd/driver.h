@@ -100,6 +100,23 @@ struct vbd_driver {
 			    unsigned flags);
 
 	/*
+	 * Compressed clusters, in two steps so that image tools can compress
+	 * on many threads and still store in guest order (convert -c,
+	 * streamOptimized VMDK).  compress() turns one whole cluster (the
+	 * disk's last one may be short: pad it with zeros) into the form the
+	 * format stores; it is pure (no I/O, no shared state), so any number
+	 * run at once.  It returns -ENOSPC when the result would not be
+	 * smaller and the format can store the cluster plainly instead.
+	 * pwrite_compressed() stores compress()'s output for the cluster at
+	 * `offset` (cluster-aligned; the core checked the range).  Both NULL:
+	 * the format has no compressed clusters (-ENOTSUP).
+	 */
+	int (*compress)(struct vbd *vbd, const void *in, size_t len, void *out,
+			size_t out_cap, size_t *out_len);
+	int (*pwrite_compressed)(struct vbd *vbd, uint64_t offset,
+				 const void *buf, size_t len);
+
+	/*
 	 * Describe the status of bytes from `offset` (at most `len`).  Must
 	 * set ext->length > 0.  NULL: everything is DATA|ALLOCATED.
 	 */
@@ -145,6 +162,8 @@ struct vbd {
 	char *filename;
 	uint64_t size;		/* virtual size, set by open */
 	uint32_t request_align; /* set by open, default 1 */
+	uint32_t cluster_size;	/* set by open: the allocation unit
+				 * (cluster, grain, block), 0 if none */
 	unsigned flags;		/* effective VBD_O_* */
 	bool readonly;
 	enum vbd_aio aio; /* engine asked for (never DEFAULT

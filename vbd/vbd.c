@@ -276,6 +276,39 @@ int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 	return write_zero_buffers(vbd, offset, len);
 }
 
+uint32_t vbd_cluster_size(const struct vbd *vbd)
+{
+	return vbd->cluster_size;
+}
+
+int vbd_compress(struct vbd *vbd, const void *in, size_t len, void *out,
+		 size_t out_cap, size_t *out_len)
+{
+	if (!vbd->drv->compress || !vbd->cluster_size)
+		return -ENOTSUP;
+	if (len == 0 || len > vbd->cluster_size)
+		return -EINVAL;
+	return vbd->drv->compress(vbd, in, len, out, out_cap, out_len);
+}
+
+int vbd_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
+			  size_t len)
+{
+	uint32_t cs = vbd->cluster_size;
+	int ret;
+
+	if (!vbd->drv->pwrite_compressed || !cs)
+		return -ENOTSUP;
+	if (offset >= vbd->size || offset % cs || len == 0)
+		return -EINVAL;
+	/* The cluster is whole, or the last one of the disk. */
+	ret = check_write(vbd, offset,
+			  VS_MIN((uint64_t)cs, vbd->size - offset));
+	if (ret < 0)
+		return ret;
+	return vbd->drv->pwrite_compressed(vbd, offset, buf, len);
+}
+
 int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 		     struct vbd_extent *ext)
 {

@@ -104,6 +104,28 @@ enum {
 int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 		     unsigned flags);
 
+/*
+ * The format's allocation unit (qcow2 cluster, VMDK grain, VHD/VDI
+ * block), 0 for formats without one (raw).  Converters write in whole
+ * units where they can.
+ */
+uint32_t vbd_cluster_size(const struct vbd *vbd);
+
+/*
+ * Compressed clusters, for image tools.  vbd_compress turns one whole
+ * cluster (`len` = vbd_cluster_size, or less for the disk's last one)
+ * into the format's stored form in `out` (`out_cap` bytes; twice the
+ * cluster size is always enough).  It does no I/O and may run on any
+ * number of threads at once.  Returns 0, -ENOSPC when compressing does
+ * not pay and the cluster should be written plainly, or -ENOTSUP for
+ * formats without compression.  vbd_pwrite_compressed then stores the
+ * result for the cluster at `offset` (a multiple of the cluster size).
+ */
+int vbd_compress(struct vbd *vbd, const void *in, size_t len, void *out,
+		 size_t out_cap, size_t *out_len);
+int vbd_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
+			  size_t len);
+
 /* Allocation state of a range, as qemu-img map reports it. */
 enum {
 	VBD_STATUS_DATA = 1u << 0,	/* bytes are stored at this layer */
