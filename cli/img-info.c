@@ -57,21 +57,52 @@ enum {
 	OPT_BACKING_CHAIN = 256,
 };
 
+static void print_value(struct json_object *val, int indent);
+
+/* One "name: value" line, or "name:" and the nested value below it. */
+static void print_field(const char *name, struct json_object *val, int indent)
+{
+	enum json_type t = json_object_get_type(val);
+
+	if (t == json_type_object || t == json_type_array) {
+		printf("%*s%s:\n", indent, "", name);
+		print_value(val, indent + 4);
+	} else {
+		printf("%*s%s: %s\n", indent, "", name,
+		       json_object_get_string(val));
+	}
+}
+
+/* Nested objects and lists (qcow2 "bitmaps") as qemu-img dumps them:
+ * four more spaces a level, list items named "[i]". */
+static void print_value(struct json_object *val, int indent)
+{
+	char name[64];
+
+	if (json_object_get_type(val) == json_type_array) {
+		for (size_t i = 0; i < json_object_array_length(val); i++) {
+			snprintf(name, sizeof(name), "[%zu]", i);
+			print_field(name, json_object_array_get_idx(val, i),
+				    indent);
+		}
+		return;
+	}
+	json_object_object_foreach(val, key, v)
+	{
+		snprintf(name, sizeof(name), "%s", key);
+		for (char *p = name; *p; p++)
+			if (*p == '-')
+				*p = ' ';
+		print_field(name, v, indent);
+	}
+}
+
 /* qemu-img's "Format specific information" block: "lazy-refcounts"
  * becomes "lazy refcounts". */
 static void print_specific(struct json_object *data)
 {
 	printf("Format specific information:\n");
-	json_object_object_foreach(data, key, val)
-	{
-		char name[64];
-
-		snprintf(name, sizeof(name), "%s", key);
-		for (char *p = name; *p; p++)
-			if (*p == '-')
-				*p = ' ';
-		printf("    %s: %s\n", name, json_object_get_string(val));
-	}
+	print_value(data, 4);
 }
 
 static int64_t get_int(struct json_object *o, const char *key)

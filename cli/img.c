@@ -8,8 +8,15 @@ static const struct cli_verb *const img_verbs[] = {
 	&cli_verb_img_create, /* in "vstor help img" order */
 	&cli_verb_img_info,
 	&cli_verb_img_check,
+	&cli_verb_img_convert,
 	&cli_verb_img_bench,
 	&cli_verb_img_snapshot,
+	&cli_verb_img_commit,
+	&cli_verb_img_rebase,
+	&cli_verb_img_resize,
+	&cli_verb_img_map,
+	&cli_verb_img_compare,
+	&cli_verb_img_measure,
 	NULL,
 };
 

@@ -333,8 +333,14 @@ static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
 				l2off, idx, le->bm);
 		if (zero)
 			r->type = QCOW2_ZERO;
-		if (!alloc)
+		if (!alloc) {
+			/* Block status reports where such a subcluster
+			 * lives, as qemu-img map does. */
+			if (host &&
+			    VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
+				r->host = host + ((uint64_t)sc << s->sc_bits);
 			return 0;
+		}
 		if (check_data(s, fn, l2off, idx, e) < 0)
 			return -EIO;
 		r->type = QCOW2_NORMAL;
@@ -347,6 +353,9 @@ static int classify(struct qcow2 *s, const char *fn, uint64_t l2off,
 				s, fn, "zero flag in a version 2 image: L2",
 				l2off, idx, e);
 		r->type = QCOW2_ZERO;
+		/* A preallocated zero cluster keeps its host cluster. */
+		if (VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
+			r->host = host;
 		return 0;
 	}
 	if (!host)
@@ -418,10 +427,73 @@ int qcow2_l2_lookup(struct qcow2 *s, uint64_t offset, struct qcow2_l2e *e,
 
 #define MAP_BATCH 64
 
+/*
+ * Extend *run over `n` L2 entries from index `idx` (copied into `ents`),
+ * starting at guest *pos (the run starts at `offset`).  Returns 1 when
+ * every entry continued the run, 0 when it ended, or -errno when the
+ * first unit is bad.
+ */
+static int map_entries(struct qcow2 *s, const char *filename, uint64_t l2off,
+		       uint32_t idx, int n, const uint64_t *ents,
+		       uint64_t offset, uint64_t *pos, uint64_t end,
+		       struct qcow2_run *run)
+{
+	uint64_t usize = 1ull << s->sc_bits; /* the unit of mapping */
+	uint64_t csize = s->cluster_size;
+
+	for (int i = 0; i < n && *pos < end; i++) {
+		struct qcow2_l2e le = {
+			.e = ents[(size_t)i * s->l2_words],
+			.bm = s->l2_words > 1 ? ents[(size_t)i * 2 + 1] : 0,
+		};
+		uint64_t cend = VS_ALIGN_DOWN(*pos, csize) + csize;
+
+		while (*pos < cend && *pos < end) {
+			uint64_t p = *pos, in = p & (usize - 1);
+			uint32_t sc =
+				(uint32_t)((p & (csize - 1)) >> s->sc_bits);
+			struct qcow2_run r;
+			int ret = classify(s, filename, l2off,
+					   idx + (uint32_t)i, &le, sc, &r);
+
+			if (ret < 0)
+				/* Past the first unit the error comes when
+				 * the caller gets there. */
+				return p == offset ? ret : 0;
+			if (r.type == QCOW2_COMPRESSED) {
+				if (p != offset)
+					return 0;
+				*run = r;
+				run->len = VS_MIN(cend - p, end - p);
+				return 0;
+			}
+			if (r.host)
+				r.host += in;
+			if (p == offset) {
+				*run = r;
+				run->len = 0;
+			} else if (r.type != run->type ||
+				   !r.host != !run->host ||
+				   (r.host && r.host != run->host + run->len)) {
+				/* Zero and unallocated units that keep a host
+				 * cluster form runs as data does, so that block
+				 * status can name their host offset. */
+				return 0;
+			}
+			run->len += VS_MIN(usize - in, end - p);
+			*pos += VS_MIN(usize - in, end - p);
+		}
+	}
+	return 1;
+}
+
+/*
+ * Runs end at the end of the L2 table, as QEMU's do: block status
+ * callers that compare extents (img compare -s) see the same ones.
+ */
 int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 	      uint64_t len, struct qcow2_run *run)
 {
-	uint64_t usize = 1ull << s->sc_bits; /* the unit of mapping */
 	uint64_t csize = s->cluster_size;
 	uint64_t l2off, ents[MAP_BATCH * 2];
 	uint32_t idx = qcow2_l2_index(s, offset);
@@ -442,58 +514,26 @@ int qcow2_map(struct qcow2 *s, const char *filename, uint64_t offset,
 					  .len = VS_MIN(len, left)};
 		return 0;
 	}
-	n = l2_entries(s, l2off, idx,
-		       (uint32_t)VS_MIN(want, (uint64_t)MAP_BATCH), ents);
-	if (n < 0) {
-		vs_log(VS_LOG_ERROR, "qcow2",
-		       "%s: cannot read the L2 table at offset 0x%" PRIx64
-		       ": %s",
-		       filename, l2off, strerror(-n));
-		return n;
-	}
-	/* Walk unit by unit while the mapping continues the run. */
-	for (int i = 0; i < n && pos < end; i++) {
-		struct qcow2_l2e le = {
-			.e = ents[(size_t)i * s->l2_words],
-			.bm = s->l2_words > 1 ? ents[(size_t)i * 2 + 1] : 0,
-		};
-		uint64_t cend = VS_ALIGN_DOWN(pos, csize) + csize;
-
-		while (pos < cend && pos < end) {
-			uint32_t sc =
-				(uint32_t)((pos & (csize - 1)) >> s->sc_bits);
-			uint64_t in = pos & (usize - 1);
-			struct qcow2_run r;
-
-			ret = classify(s, filename, l2off, idx + (uint32_t)i,
-				       &le, sc, &r);
-			if (ret < 0) {
-				if (pos == offset)
-					return ret;
-				goto out; /* the error comes when the caller
-					   * gets there */
-			}
-			if (r.type == QCOW2_COMPRESSED) {
-				if (pos != offset)
-					goto out;
-				*run = r;
-				run->len = VS_MIN(cend - pos, end - pos);
-				return 0;
-			}
-			if (r.type == QCOW2_NORMAL)
-				r.host += in;
-			if (pos == offset) {
-				*run = r;
-				run->len = 0;
-			} else if (r.type != run->type ||
-				   (r.type == QCOW2_NORMAL &&
-				    r.host != run->host + run->len)) {
-				goto out;
-			}
-			run->len += VS_MIN(usize - in, end - pos);
-			pos += VS_MIN(usize - in, end - pos);
+	while (want > 0 && idx < (1u << s->l2_bits)) {
+		n = l2_entries(s, l2off, idx,
+			       (uint32_t)VS_MIN(want, (uint64_t)MAP_BATCH),
+			       ents);
+		if (n < 0 && pos != offset)
+			return 0; /* the error comes when the caller gets
+				   * there */
+		if (n < 0) {
+			vs_log(VS_LOG_ERROR, "qcow2",
+			       "%s: cannot read the L2 table at offset "
+			       "0x%" PRIx64 ": %s",
+			       filename, l2off, strerror(-n));
+			return n;
 		}
+		ret = map_entries(s, filename, l2off, idx, n, ents, offset,
+				  &pos, end, run);
+		if (ret <= 0)
+			return ret;
+		idx += (uint32_t)n;
+		want -= (uint64_t)n;
 	}
-out:
 	return 0;
 }

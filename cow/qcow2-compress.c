@@ -5,9 +5,9 @@
  *
  * Compressed clusters are packed byte after byte into host clusters
  * (comp_next); each host cluster counts one reference per compressed
- * cluster that touches it.  Data never spills into a following cluster:
- * one that does not fit starts a new host cluster, so a compressed
- * cluster never depends on a neighbour being allocated next to it.
+ * cluster that touches it.  Data spills into the following host cluster
+ * only when that one is the next free cluster (alloc_bytes), so packing
+ * is as tight as QEMU's for images written front to back (convert -c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -119,27 +119,40 @@ int qcow2_compress(const struct qcow2 *s, const uint8_t *src, uint8_t *dst,
 		       : deflate_zlib(src, s->cluster_size, dst, cap, out);
 }
 
-/* `len` bytes for compressed data, counted: *host is where they go. */
+/*
+ * `len` bytes (at most a cluster) for compressed data, counted: *host is
+ * where they go.  Data that does not fit in the open host cluster spills
+ * into the next one when the next free cluster is the one right after
+ * it (as QEMU packs it; readers take a compressed cluster's sectors
+ * wherever they lie), and starts a new host cluster otherwise.  Each
+ * host cluster the data touches counts one reference for it.
+ */
 static int alloc_bytes(struct qcow2 *s, size_t len, uint64_t *host)
 {
-	uint64_t cs = s->cluster_size, c, rc = 0;
+	uint64_t cs = s->cluster_size, cur, c, rc = 0;
 	int ret = 0;
 
 	/* A cluster whose count is full (1-bit refcounts hold one
 	 * compressed cluster each) takes no more. */
+	cur = VS_ALIGN_DOWN(s->comp_next, cs);
 	if (s->comp_next)
-		ret = qcow2_refcount_get(s, VS_ALIGN_DOWN(s->comp_next, cs),
-					 &rc);
+		ret = qcow2_refcount_get(s, cur, &rc);
 	if (ret < 0)
 		return ret;
-	if (!s->comp_next || (s->comp_next & (cs - 1)) + len > cs ||
-	    rc >= qcow2_refcount_max(s)) {
+	if (!s->comp_next || rc >= qcow2_refcount_max(s)) {
 		ret = qcow2_alloc_cluster(s, &c);
 		if (ret < 0)
 			return ret;
 		s->comp_next = c;
+	} else if ((s->comp_next & (cs - 1)) + len > cs) {
+		ret = qcow2_alloc_cluster(s, &c);
+		if (ret < 0)
+			return ret;
+		/* Not adjacent: the open cluster's tail stays unused. */
+		if (c != cur + cs)
+			s->comp_next = c;
 	}
-	ret = qcow2_refcount_update(s, VS_ALIGN_DOWN(s->comp_next, cs), cs, 1);
+	ret = qcow2_refcount_update(s, s->comp_next, len, 1);
 	if (ret < 0)
 		return ret;
 	*host = s->comp_next;

@@ -456,6 +456,28 @@ static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 }
 
 /*
+ * Store compressed data for the whole cluster at `pos`, dropping what its
+ * entry held (checked first: a bad entry is not released).  Under w_lock.
+ */
+static int store_compressed(struct qcow2 *s, uint64_t pos, const uint8_t *buf,
+			    size_t len)
+{
+	uint32_t idx = qcow2_l2_index(s, pos);
+	struct qcow2_l2e le;
+	uint64_t l2off;
+	int ret = l2_for_write(s, pos, &l2off);
+
+	if (ret == 0)
+		ret = qcow2_l2_get(s, l2off, idx, &le);
+	if (ret == 0)
+		ret = check_entry(s, l2off, idx, &le, 0,
+				  1u << (s->cluster_bits - s->sc_bits));
+	if (ret == 0)
+		ret = qcow2_write_compressed(s, l2off, idx, buf, len);
+	return ret;
+}
+
+/*
  * Compressed writes (VBD_O_COMPRESS): each whole cluster (a last one cut
  * short by the disk's end counts as whole, padded with zeros) is
  * compressed outside the lock and stored compressed; one that does not
@@ -474,7 +496,7 @@ static int write_compressed(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 	if (!in || !out || !part)
 		return -ENOMEM;
 	while (done < len && ret == 0) {
-		uint64_t pos = offset + done, l2off;
+		uint64_t pos = offset + done;
 		uint64_t m =
 			VS_MIN((uint64_t)(len - done), cs - (pos & (cs - 1)));
 		bool whole =
@@ -488,30 +510,78 @@ static int write_compressed(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 			c = qcow2_compress(s, in, out, &clen);
 		}
 		pthread_mutex_lock(&s->w_lock);
-		if (c == 0) {
-			uint32_t idx = qcow2_l2_index(s, pos);
-			struct qcow2_l2e le;
-
-			/* What the entry held is released: check it. */
-			ret = l2_for_write(s, pos, &l2off);
-			if (ret == 0)
-				ret = qcow2_l2_get(s, l2off, idx, &le);
-			if (ret == 0)
-				ret = check_entry(
-					s, l2off, idx, &le, 0,
-					1u << (s->cluster_bits - s->sc_bits));
-			if (ret == 0)
-				ret = qcow2_write_compressed(s, l2off, idx, out,
-							     clen);
-		} else {
+		if (c == 0)
+			ret = store_compressed(s, pos, out, clen);
+		else
 			ret = write_cluster(vbd, s, pos, m, iov, iovcnt, done,
 					    part);
-		}
 		if (ret == 0)
 			ret = qcow2_meta_maybe_flush(s);
 		pthread_mutex_unlock(&s->w_lock);
 		done += m;
 	}
+	return ret;
+}
+
+/*
+ * vbd_compress: pure, so image tools run it on many threads.  A short
+ * last cluster is padded with zeros, as write_compressed pads it: a
+ * compressed cluster always inflates to a whole cluster.
+ */
+int qcow2_drv_compress(struct vbd *vbd, const void *in, size_t len, void *out,
+		       size_t out_cap, size_t *out_len)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	autofree uint8_t *padded = NULL;
+	autofree uint8_t *tmp = NULL;
+	uint8_t *dst = out;
+	size_t clen = 0;
+	int ret;
+
+	if (len < s->cluster_size) {
+		padded = calloc(1, s->cluster_size);
+		if (!padded)
+			return -ENOMEM;
+		memcpy(padded, in, len);
+		in = padded;
+	}
+	/* qcow2_compress fills at most a cluster less a sector. */
+	if (out_cap < s->cluster_size) {
+		tmp = malloc(s->cluster_size);
+		if (!tmp)
+			return -ENOMEM;
+		dst = tmp;
+	}
+	ret = qcow2_compress(s, in, dst, &clen);
+	if (ret < 0)
+		return ret;
+	if (clen > out_cap)
+		return -ENOSPC;
+	if (tmp)
+		memcpy(out, tmp, clen);
+	*out_len = clen;
+	return 0;
+}
+
+/* vbd_pwrite_compressed: what qcow2_drv_compress made, stored in place
+ * of the cluster at `offset` (cluster-aligned, checked by the core). */
+int qcow2_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
+			    size_t len)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	int ret;
+
+	if (__atomic_load_n(&s->corrupt, __ATOMIC_RELAXED))
+		return -EIO;
+	/* An entry holds at most a cluster's worth of sectors (and the
+	 * data could not be read back as a cluster if it were bigger). */
+	if (len > s->cluster_size - QCOW2_COMPRESSED_SECT)
+		return -EINVAL;
+	pthread_mutex_lock(&s->w_lock);
+	ret = store_compressed(s, offset, buf, len);
+	if (ret == 0)
+		ret = qcow2_meta_maybe_flush(s);
+	pthread_mutex_unlock(&s->w_lock);
 	return ret;
 }
 

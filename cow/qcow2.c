@@ -21,6 +21,7 @@
 #include "../common/log.h"
 #include "qcow2-check.h"
 #include "qcow2-create.h"
+#include "qcow2-measure.h"
 #include "qcow2-snapshot.h"
 #include "qcow2.h"
 
@@ -207,7 +208,7 @@ static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 	/* A broken snapshot table is refused, except for check -r. */
 	if (ret == 0 && !(vbd->flags & VBD_O_REPAIR))
 		ret = qcow2_snaps_check(s, vbd->filename, errp);
-	if (ret == 0 && s->m.backing_file)
+	if (ret == 0 && s->m.backing_file && !(vbd->flags & VBD_O_NO_BACKING))
 		ret = open_backing(vbd, s, errp);
 	if (ret == 0 && !vbd->readonly)
 		ret = qcow2_open_write(vbd, s, errp);
@@ -381,6 +382,42 @@ int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 
 /* Status, info, probe. */
 
+/*
+ * In an image preallocated with metadata only, a data cluster may be a
+ * hole in the host file: ask the file, as QEMU does for such images, so
+ * that map and compare see zeros where it does.  Past the end of the
+ * file, or in a hole that reaches it, everything reads as zeros.
+ */
+static int prealloc_zeros(struct qcow2 *s, struct vbd_extent *ext)
+{
+	uint64_t host = (uint64_t)ext->host_offset, fsize = vbd_size(s->file);
+	int state = __atomic_load_n(&s->meta_prealloc, __ATOMIC_RELAXED);
+	struct vbd_extent f;
+	int ret;
+
+	if (!state) {
+		state = qcow2_detect_metadata_prealloc(s) ? 2 : 1;
+		__atomic_store_n(&s->meta_prealloc, state, __ATOMIC_RELAXED);
+	}
+	if (state != 2)
+		return 0;
+	if (host >= fsize) {
+		ext->flags |= VBD_STATUS_ZERO;
+		return 0;
+	}
+	ret = vbd_block_status(s->file, host, VS_MIN(ext->length, fsize - host),
+			       &f);
+	if (ret < 0)
+		return 0; /* only a hint: the data is there all the same */
+	if ((f.flags & VBD_STATUS_ZERO) && host + f.length == fsize) {
+		ext->flags |= VBD_STATUS_ZERO;
+		return 0;
+	}
+	ext->length = VS_MIN(ext->length, f.length);
+	ext->flags |= f.flags & VBD_STATUS_ZERO;
+	return 0;
+}
+
 static int qcow2_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 			      struct vbd_extent *ext)
 {
@@ -396,21 +433,27 @@ static int qcow2_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 	case QCOW2_NORMAL:
 		ext->flags = VBD_STATUS_DATA | VBD_STATUS_ALLOCATED;
 		ext->host_offset = (int64_t)r.host;
+		ret = prealloc_zeros(s, ext);
 		break;
 	case QCOW2_COMPRESSED:
 		ext->flags = VBD_STATUS_DATA | VBD_STATUS_ALLOCATED;
 		break;
 	case QCOW2_ZERO:
 		ext->flags = VBD_STATUS_ZERO | VBD_STATUS_ALLOCATED;
+		if (r.host)
+			ext->host_offset = (int64_t)r.host;
 		break;
 	case QCOW2_UNALLOCATED:
+		/* Zeros decided here (no backing file, or past the end of a
+		 * shorter one) are depth 0, as qemu-img map has them. */
 		ext->flags = VBD_STATUS_ZERO;
+		if (r.host)
+			ext->host_offset = (int64_t)r.host;
 		if (!s->backing)
 			break;
 		bsize = vbd_size(s->backing);
-		ext->depth = 1;
 		if (offset >= bsize)
-			break; /* past a shorter backing file: zeros */
+			break;
 		ret = vbd_block_status(s->backing, offset,
 				       VS_MIN(r.len, bsize - offset), ext);
 		ext->depth++;
@@ -429,7 +472,7 @@ static int qcow2_get_info(struct vbd *vbd, struct vbd_info *info,
 {
 	struct qcow2 *s = qcow2_of(vbd);
 	const struct qcow2_header *h = &s->m.h;
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *bitmaps;
 	bool corrupt = (h->incompatible & QCOW2_INCOMPAT_CORRUPT) ||
 		       __atomic_load_n(&s->corrupt, __ATOMIC_RELAXED);
 
@@ -451,6 +494,12 @@ static int qcow2_get_info(struct vbd *vbd, struct vbd_info *info,
 	if (h->version >= 3)
 		add_bool(o, "lazy-refcounts",
 			 h->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS);
+	if (qcow2_bitmaps_info(s, vbd->filename, &bitmaps, errp) < 0) {
+		json_object_put(o);
+		return -EIO;
+	}
+	if (bitmaps)
+		json_object_object_add(o, "bitmaps", bitmaps);
 	json_object_object_add(o, "refcount-bits",
 			       json_object_new_int(1 << h->refcount_order));
 	if (h->version >= 3) {
@@ -487,6 +536,8 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.flush = qcow2_flush,
 	.write_zeroes = qcow2_write_zeroes,
 	.discard = qcow2_discard,
+	.compress = qcow2_drv_compress,
+	.pwrite_compressed = qcow2_pwrite_compressed,
 	.block_status = qcow2_block_status,
 	.get_info = qcow2_get_info,
 	.snapshot_create = qcow2_snapshot_create,
@@ -494,4 +545,7 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.snapshot_apply = qcow2_snapshot_apply,
 	.snapshot_delete = qcow2_snapshot_delete,
 	.check = qcow2_check,
+	.truncate = qcow2_truncate,
+	.change_backing = qcow2_change_backing,
+	.make_empty = qcow2_make_empty,
 };

@@ -125,7 +125,10 @@ enum qcow2_ctype {
 
 struct qcow2_run {
 	enum qcow2_ctype type;
-	uint64_t host;	/* NORMAL: host offset of the first byte asked */
+	uint64_t host;	/* NORMAL: host offset of the first byte asked;
+			 * ZERO and UNALLOCATED: the same for a unit that
+			 * keeps a host cluster (preallocated zeros,
+			 * extended L2), else 0 */
 	uint64_t csize; /* COMPRESSED: bytes of compressed data */
 	uint64_t len;	/* bytes of the guest range with this mapping */
 };
@@ -183,6 +186,9 @@ struct qcow2 {
 	uint64_t *l1;	   /* l1_size entries, host byte order */
 	uint32_t l1_size;
 	bool corrupt; /* metadata found bad since open (atomic) */
+	/* Metadata-only preallocation detected at the first block status:
+	 * 0 not yet looked, 1 no, 2 yes (atomic; qcow2-measure.c). */
+	int meta_prealloc;
 
 	pthread_mutex_t l2_lock; /* guards l2c */
 	struct qcow2_cache l2c;
@@ -375,6 +381,11 @@ int qcow2_compress(const struct qcow2 *s, const uint8_t *src, uint8_t *dst,
  * dropping what the entry held.  Under w_lock. */
 int qcow2_write_compressed(struct qcow2 *s, uint64_t l2off, uint32_t idx,
 			   const uint8_t *data, size_t len);
+/* The driver's compress and pwrite_compressed slots (qcow2-write.c). */
+int qcow2_drv_compress(struct vbd *vbd, const void *in, size_t len, void *out,
+		       size_t out_cap, size_t *out_len);
+int qcow2_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
+			    size_t len);
 /* The references of [host, host+len) went: stop filling that cluster. */
 void qcow2_compress_forget(struct qcow2 *s, uint64_t host, uint64_t len);
 
@@ -388,6 +399,15 @@ int qcow2_release_later(struct qcow2 *s, uint64_t e);
 void qcow2_l1_dirty(struct qcow2 *s, uint32_t i);
 /* Write back when a cache is half dirty (after a request's changes). */
 int qcow2_meta_maybe_flush(struct qcow2 *s);
+
+/* qcow2-resize.c: the driver's truncate and make_empty (see vbd.h). */
+int qcow2_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
+		   struct vs_error **errp);
+int qcow2_make_empty(struct vbd *vbd, struct vs_error **errp);
+
+/* qcow2-backing.c: the driver's change_backing (see vbd.h). */
+int qcow2_change_backing(struct vbd *vbd, const char *backing,
+			 const char *backing_fmt, struct vs_error **errp);
 
 /* qcow2-write.c */
 int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);

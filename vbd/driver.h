@@ -154,6 +154,32 @@ struct vbd_driver {
 			      struct vs_error **errp);
 	int (*snapshot_delete)(struct vbd *vbd, const char *name_or_id,
 			       struct vs_error **errp);
+
+	/*
+	 * Change the virtual size (see vbd_truncate).  The core has checked
+	 * that the vbd is writable, that `size` fits in int64_t, that a
+	 * smaller size comes with VBD_TRUNC_SHRINK and that at most one
+	 * preallocation mode is asked for, only to grow.  On success
+	 * vbd->size is the new size.  NULL: -ENOTSUP, "FORMAT does not
+	 * support resizing".
+	 */
+	int (*truncate)(struct vbd *vbd, uint64_t size, unsigned flags,
+			struct vs_error **errp);
+
+	/*
+	 * Record `backing` (never NULL or empty here: NULL means remove)
+	 * and `backing_fmt` (may be NULL) in the image's metadata, crash-
+	 * safely.  The core has checked that the vbd is writable.  NULL:
+	 * -ENOTSUP, "FORMAT does not support backing files".
+	 */
+	int (*change_backing)(struct vbd *vbd, const char *backing,
+			      const char *backing_fmt, struct vs_error **errp);
+
+	/*
+	 * Deallocate every range so that the backing file shows through
+	 * (see vbd_make_empty).  NULL: -ENOTSUP.
+	 */
+	int (*make_empty)(struct vbd *vbd, struct vs_error **errp);
 };
 
 struct vbd {

@@ -548,9 +548,10 @@ static int raw_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 		data = (off_t)(offset + len); /* a hole up to the end */
 	}
 	if ((uint64_t)data > offset) {
+		/* A hole still has a place in the file (qemu-img map
+		 * prints its offset). */
 		ext->flags = VBD_STATUS_ZERO | VBD_STATUS_ALLOCATED;
 		ext->length = VS_MIN((uint64_t)data - offset, len);
-		ext->host_offset = -1;
 		return 0;
 	}
 	hole = lseek(s->fd, (off_t)offset, SEEK_HOLE);
@@ -653,13 +654,17 @@ on_pool:
 
 /* Creation. */
 
-static int preallocate(int fd, const char *path, const char *mode,
-		       uint64_t size, struct vs_error **errp)
+/* Bytes [start, end) of the file reserved (falloc) or written (full). */
+static int preallocate_range(int fd, const char *path, const char *mode,
+			     uint64_t start, uint64_t end,
+			     struct vs_error **errp)
 {
+	uint64_t size = end - start;
+
 	if (!strcmp(mode, "off"))
 		return 0;
 	if (!strcmp(mode, "falloc")) {
-		if (fallocate(fd, 0, 0, (off_t)size) < 0)
+		if (fallocate(fd, 0, (off_t)start, (off_t)size) < 0)
 			return vs_error_set_errno(errp, errno,
 						  "%s: cannot preallocate %llu "
 						  "bytes",
@@ -673,8 +678,8 @@ static int preallocate(int fd, const char *path, const char *mode,
 
 		if (!buf)
 			return vs_error_set(errp, ENOMEM, "out of memory");
-		for (off = 0; off < size; off += BOUNCE_MAX) {
-			size_t n = VS_MIN(size - off, (uint64_t)BOUNCE_MAX);
+		for (off = start; off < end; off += BOUNCE_MAX) {
+			size_t n = VS_MIN(end - off, (uint64_t)BOUNCE_MAX);
 			struct iovec iov = {.iov_base = buf, .iov_len = n};
 			int ret = rw_full(fd, true, off, &iov, 1, n);
 
@@ -759,12 +764,64 @@ static int raw_create(const char *path, uint64_t size, const char *options,
 					 path, (unsigned long long)size);
 		goto out;
 	}
-	ret = preallocate(fd, path, prealloc ? prealloc : "off", size, errp);
+	ret = preallocate_range(fd, path, prealloc ? prealloc : "off", 0, size,
+				errp);
 	if (ret == 0 && fsync(fd) < 0)
 		ret = vs_error_set_errno(errp, errno, "%s: fsync", path);
 out:
 	vs_opts_free(opts);
 	return ret;
+}
+
+/* Resizing. */
+
+/*
+ * Files grow and, when asked, shrink with ftruncate; the new bytes are
+ * a hole, or reserved (falloc) or written (full) as qemu-img resize
+ * --preallocation makes them.  A block device keeps its size: only a
+ * "resize" to the size it has succeeds.
+ */
+static int raw_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
+			struct vs_error **errp)
+{
+	struct raw *s = raw_of(vbd);
+	uint64_t old = vbd->size;
+	const char *mode = flags & VBD_TRUNC_PREALLOC_FULL     ? "full"
+			   : flags & VBD_TRUNC_PREALLOC_FALLOC ? "falloc"
+							       : "off";
+	int ret;
+
+	if (s->blockdev) {
+		if (size != old)
+			return vs_error_set(errp, ENOTSUP,
+					    "%s: cannot resize device files "
+					    "(the device holds %llu bytes)",
+					    vbd->filename,
+					    (unsigned long long)old);
+		return 0;
+	}
+	if (s->direct && size % s->align)
+		return vs_error_set(errp, EINVAL,
+				    "%s: size %llu is not a multiple of the "
+				    "O_DIRECT block size %u",
+				    vbd->filename, (unsigned long long)size,
+				    s->align);
+	if (ftruncate(s->fd, (off_t)size) < 0)
+		return vs_error_set_errno(errp, errno,
+					  "%s: cannot set the size to %llu",
+					  vbd->filename,
+					  (unsigned long long)size);
+	vbd->size = size;
+	if (size > old && strcmp(mode, "off")) {
+		ret = preallocate_range(s->fd, vbd->filename, mode, old, size,
+					errp);
+		if (ret < 0)
+			return ret;
+	}
+	if (fsync(s->fd) < 0)
+		return vs_error_set_errno(errp, errno, "%s: fsync",
+					  vbd->filename);
+	return 0;
 }
 
 const struct vbd_driver vbd_driver_raw = {
@@ -779,4 +836,5 @@ const struct vbd_driver vbd_driver_raw = {
 	.write_zeroes = raw_write_zeroes,
 	.block_status = raw_block_status,
 	.submit = raw_submit,
+	.truncate = raw_truncate,
 };

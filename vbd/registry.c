@@ -9,11 +9,17 @@
 
 extern const struct vbd_driver vbd_driver_raw;
 extern const struct vbd_driver vbd_driver_qcow2;
+extern const struct vbd_driver vbd_driver_vmdk;
+extern const struct vbd_driver vbd_driver_vpc;
+extern const struct vbd_driver vbd_driver_vdi;
 extern const struct vbd_driver vbd_driver_crash;
 
 static const struct vbd_driver *const drivers[] = {
 	&vbd_driver_raw,
 	&vbd_driver_qcow2,
+	&vbd_driver_vmdk,
+	&vbd_driver_vpc,
+	&vbd_driver_vdi,
 	&vbd_driver_crash, /* fault injection for tests (vbd/crash.h) */
 	NULL,
 };

@@ -18,8 +18,7 @@
 #include "probe.h"
 
 /* Formats a disk spec may name that have no driver in this build. */
-static const char *const planned_formats[] = {"qcow", "vhd", "vmdk", "vdi",
-					      NULL};
+static const char *const planned_formats[] = {"qcow", NULL};
 
 static int find_driver(const char *format, const char *path,
 		       const struct vbd_driver **out, struct vs_error **errp)
@@ -424,6 +423,77 @@ void vbd_snapshot_list_free(struct vbd_snapshot *list, int count)
 		free(list[i].name);
 	}
 	free(list);
+}
+
+static int writable_for(struct vbd *vbd, const char *what,
+			struct vs_error **errp)
+{
+	if (vbd->readonly)
+		return vs_error_set(errp, EROFS, "%s: opened read-only, cannot %s",
+				    vbd->filename, what);
+	return 0;
+}
+
+int vbd_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
+		 struct vs_error **errp)
+{
+	unsigned prealloc =
+		flags & (VBD_TRUNC_PREALLOC_FALLOC | VBD_TRUNC_PREALLOC_FULL);
+
+	if (!vbd->drv->truncate)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: format '%s' does not support resizing",
+				    vbd->filename, vbd->drv->name);
+	if (writable_for(vbd, "resize it", errp) < 0)
+		return -EROFS;
+	if (size > INT64_MAX)
+		return vs_error_set(errp, EFBIG,
+				    "%s: size %llu is larger than the largest "
+				    "file size",
+				    vbd->filename, (unsigned long long)size);
+	if (size < vbd->size && !(flags & VBD_TRUNC_SHRINK))
+		return vs_error_set(errp, EINVAL,
+				    "%s: %llu bytes is smaller than the disk "
+				    "(%llu bytes): shrinking was not asked for",
+				    vbd->filename, (unsigned long long)size,
+				    (unsigned long long)vbd->size);
+	if (prealloc && (prealloc & (prealloc - 1)))
+		return vs_error_set(errp, EINVAL,
+				    "%s: more than one preallocation mode",
+				    vbd->filename);
+	if (prealloc && size < vbd->size)
+		return vs_error_set(errp, EINVAL,
+				    "%s: preallocation can only be used for "
+				    "growing images",
+				    vbd->filename);
+	return vbd->drv->truncate(vbd, size, flags, errp);
+}
+
+int vbd_change_backing(struct vbd *vbd, const char *backing,
+		       const char *backing_fmt, struct vs_error **errp)
+{
+	if (!vbd->drv->change_backing)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: format '%s' does not support backing "
+				    "files",
+				    vbd->filename, vbd->drv->name);
+	if (writable_for(vbd, "change its backing file", errp) < 0)
+		return -EROFS;
+	if (backing && !*backing)
+		backing = NULL;
+	return vbd->drv->change_backing(vbd, backing, backing ? backing_fmt : NULL,
+					errp);
+}
+
+int vbd_make_empty(struct vbd *vbd, struct vs_error **errp)
+{
+	if (!vbd->drv->make_empty)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s: format '%s' cannot be emptied",
+				    vbd->filename, vbd->drv->name);
+	if (writable_for(vbd, "empty it", errp) < 0)
+		return -EROFS;
+	return vbd->drv->make_empty(vbd, errp);
 }
 
 int vbd_create(const char *path, const char *format, uint64_t size,

@@ -40,6 +40,10 @@ enum {
 				 * marked dirty or corrupt opens writable and
 				 * nothing is repaired behind the caller's
 				 * back (vstor img check -r) */
+	VBD_O_NO_BACKING = 1u << 8, /* open the image alone: its backing
+				     * file is neither opened nor read
+				     * (unallocated ranges read as zeros;
+				     * image tools: rebase -u, commit) */
 };
 
 /* I/O engines, named as QEMU names its aio= values. */
@@ -257,6 +261,45 @@ int vbd_snapshot_apply(struct vbd *vbd, const char *name_or_id,
 int vbd_snapshot_delete(struct vbd *vbd, const char *name_or_id,
 			struct vs_error **errp);
 void vbd_snapshot_list_free(struct vbd_snapshot *list, int count);
+
+/*
+ * Change the virtual size to `size` bytes (vstor img resize).  `flags`
+ * are VBD_TRUNC_*: without VBD_TRUNC_SHRINK a smaller size is refused
+ * (-EINVAL), with it the bytes past the new end are lost.  Growing makes
+ * the new bytes read as zeros, also where a backing file would have shown
+ * through; a preallocation mode (growing only) also reserves their space.
+ * Needs a vbd opened writable.  Formats without resizing: -ENOTSUP with
+ * "FORMAT does not support resizing".  Not concurrent with I/O on the
+ * vbd.
+ */
+enum {
+	VBD_TRUNC_SHRINK = 1u << 0,
+	VBD_TRUNC_PREALLOC_FALLOC = 1u << 1, /* reserve the space */
+	VBD_TRUNC_PREALLOC_FULL = 1u << 2,   /* write it (zeros) */
+};
+int vbd_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
+		 struct vs_error **errp);
+
+/*
+ * Record another backing file in the image's metadata: `backing` is the
+ * name as stored (relative names are relative to the image's directory),
+ * `backing_fmt` its format (NULL: none recorded); a NULL or empty
+ * `backing` removes it, and the image then stands alone.  Only the
+ * metadata changes (vstor img rebase does the data); the open vbd keeps
+ * reading through the backing file it was opened with until it is
+ * reopened.  Needs a writable vbd.  Formats without backing files:
+ * -ENOTSUP, "FORMAT does not support backing files".
+ */
+int vbd_change_backing(struct vbd *vbd, const char *backing,
+		       const char *backing_fmt, struct vs_error **errp);
+
+/*
+ * Make every range of the image unallocated, so that its backing file
+ * shows through everywhere (vstor img commit empties the top image this
+ * way); the space is given back.  Needs a writable vbd.  Formats that
+ * cannot: -ENOTSUP, "FORMAT cannot be emptied".
+ */
+int vbd_make_empty(struct vbd *vbd, struct vs_error **errp);
 
 /* The names of all registered drivers, NULL-terminated. */
 const char *const *vbd_driver_names(void);

@@ -105,7 +105,7 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(vs_error_msg(err), "directory"));
 	vs_error_free(err);
 	err = NULL;
-	assert_int_equal(vbd_open_file("/var/tmp/x", "vmdk", 0, &vbd, &err),
+	assert_int_equal(vbd_open_file("/var/tmp/x", "qcow", 0, &vbd, &err),
 			 -ENOTSUP);
 	assert_non_null(strstr(vs_error_msg(err), "not supported"));
 	vs_error_free(err);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The state of one convert, shared by its setup (convert.c) and its
+ * copy pipeline (convert-copy.c).  Private to imgtools/convert*.c.
+ */
+#ifndef VS_IMGTOOLS_CONVERT_PRIV_H
+#define VS_IMGTOOLS_CONVERT_PRIV_H
+
+#include <pthread.h>
+
+#include "convert-plan.h"
+#include "convert.h"
+
+struct cv {
+	const struct img_convert_opts *o;
+	struct vbd **src;
+	int nsrc;
+	struct vbd *dst;
+	uint64_t total; /* bytes of the target to fill */
+
+	/* How to write. */
+	bool zero_init;	  /* the target reads as zeros: skip zero writes */
+	bool compress;	  /* whole clusters through vbd_compress */
+	bool zero_data;	  /* -S 0: zeros are written as data */
+	bool sync_writes; /* writethrough/directsync: flush after each */
+	uint64_t cluster; /* the target's cluster size, 0 if none */
+	uint64_t granule; /* zero detection unit; 0 = none */
+
+	struct cv_plan plan;
+
+	/* Under lock: the plan, the write turn, errors and progress. */
+	pthread_mutex_t lock;
+	pthread_cond_t turn;
+	uint64_t next_write; /* the seq whose turn it is */
+	int ret;	     /* the first error, 0 while all goes well */
+	struct vs_error *err;
+	uint64_t done;
+};
+
+/* Run the workers until the plan is done or an error stopped them.
+ * Returns 0 or the first error (with cv->err set). */
+int cv_copy(struct cv *cv);
+
+#endif

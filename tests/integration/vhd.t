@@ -1,0 +1,246 @@
+#!/bin/bash
+# The VHD driver ("vpc") against qemu-img:
+#
+#   - images qemu-img makes (fixed and dynamic, from a raw file of seeded
+#     random data and holes; qemu-io writes at unaligned places) read by
+#     vstor exactly as qemu-img converts them;
+#   - images vstor makes and writes (vbd-io writes, concurrent random
+#     writes, `vstor img convert -O vpc`) read by qemu-img exactly as a
+#     raw model written the same way;
+#   - differencing images: a child of a dynamic parent reads the parent
+#     through it, writes (partial sectors too) land in the child only,
+#     the pair still opens when moved together, and a parent with another
+#     unique id or no parent at all is refused;
+#   - virtual sizes equal qemu-img's for several sizes (CHS-rounded, not
+#     CHS-representable, above the CHS limit, force_size) and for the
+#     creator applications that size disks by current_size or geometry.
+# shellcheck source=tests/lib/functions.sh
+. "$(dirname "$0")/../lib/functions.sh"
+
+requires qemu-img qemu-io python3 cmp "$VSTOR" "$VBD_IO"
+
+plan 80
+
+# A raw file of SIZE bytes, seeded random data and holes.
+pattern() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import random, sys
+path, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(seed)
+with open(path, "wb") as f:
+    f.truncate(size)
+    off = 0
+    while off < size:
+        n = min(rnd.randrange(1, 300 << 10), size - off)
+        if rnd.random() < 0.5:
+            f.seek(off)
+            f.write(rnd.randbytes(n))
+        off += n + rnd.randrange(0, 600 << 10)
+PY
+}
+
+# vsize IMG [FMT]: the virtual size `vstor img info` reports.
+vsize() {
+	local fmt=()
+	[ -z "${2:-}" ] || fmt=(-f "$2")
+	"$VSTOR" img info --output=json "${fmt[@]}" "$1" 2>/dev/null |
+		sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'
+}
+qsize() {
+	local fmt=()
+	[ -z "${2:-}" ] || fmt=(-f "$2")
+	qemu-img info --output=json "${fmt[@]}" "$1" 2>/dev/null |
+		sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'
+}
+
+# same_bytes NAME A B
+same_bytes() {
+	if cmp -s "$2" "$3"; then
+		ok "$1"
+	else
+		not_ok "$1" "$(cmp "$2" "$3" 2>&1 | head -2)"
+	fi
+}
+
+# qemu_same NAME IMG MODEL: qemu-img compare finds IMG (vpc) equal to
+# the raw MODEL.
+qemu_same() {
+	run qemu-img compare -f raw -F vpc "$3" "$2"
+	if [ "$rc" -eq 0 ]; then
+		ok "$1"
+	else
+		not_ok "$1" "$out" "$err"
+	fi
+}
+
+SIZE=$((20 * 1024 * 1024 + 7 * 512))
+pattern "$T/pat.raw" "$SIZE" 4242 || die "pattern"
+
+# 1. qemu-img's images, read by vstor.
+for sub in fixed dynamic; do
+	img=$T/q-$sub.vhd
+	run_ok "qemu-img makes a $sub VHD" qemu-img convert -f raw -O vpc \
+		-o subformat=$sub "$T/pat.raw" "$img"
+	run_ok "$sub: vstor img convert -O raw" "$VSTOR" img convert -f vpc \
+		-O raw "$img" "$T/v.raw"
+	qemu-img convert -f vpc -O raw "$img" "$T/r.raw" || die "qemu convert"
+	same_bytes "$sub: vstor reads what qemu-img reads" "$T/v.raw" "$T/r.raw"
+	run_ok "$sub: vbd-io dump" "$VBD_IO" -f vpc --readonly "$img" dump \
+		"$T/d.raw"
+	same_bytes "$sub: vbd-io dump is the same" "$T/d.raw" "$T/r.raw"
+	is "$(vsize "$img" vpc)" "$(qsize "$img" vpc)" \
+		"$sub: virtual size as qemu-img's"
+done
+run_ok "a dynamic VHD probes as vpc" "$VSTOR" img info "$T/q-dynamic.vhd"
+like "$out" "file format: vpc" "info says vpc"
+run_ok "a fixed VHD probes as raw, as in qemu (-f vpc needed)" \
+	"$VSTOR" img info "$T/q-fixed.vhd"
+like "$out" "file format: raw" "info says raw"
+run_ok "the alias vhd opens the fixed image" "$VBD_IO" -f vhd --readonly \
+	"$T/q-fixed.vhd" read 0 0 0
+run_ok "qemu-img map and vstor img map agree on a dynamic VHD" \
+	"$VSTOR" img map --output=json "$T/q-dynamic.vhd"
+vmap=$(sed 's/, "offset": [0-9]*//' <<<"$out")
+qmap=$(qemu-img map --output=json "$T/q-dynamic.vhd" |
+	sed 's/, "offset": [0-9]*//')
+is "$vmap" "$qmap" "map: the same extents (host offsets aside)"
+
+# qemu-io writes at unaligned places, across blocks.
+img=$T/qio.vhd
+qemu-img create -q -f vpc "$img" 12M || die "create"
+run_ok "qemu-io writes unaligned data" qemu-io -f vpc \
+	-c 'write -P 0x11 1000 3000' -c 'write -P 0x22 2047k 5k' \
+	-c 'write -P 0x33 6291455 2' -c 'write -P 0x44 11M 1M' "$img"
+qemu-img convert -f vpc -O raw "$img" "$T/r.raw" || die "qemu convert"
+run_ok "vstor img convert of it" "$VSTOR" img convert -O raw "$img" "$T/v.raw"
+same_bytes "vstor reads qemu-io's writes" "$T/v.raw" "$T/r.raw"
+
+# 2. vstor's images, read by qemu-img.
+WRITES=(write 0 4k 0x01 write 1000 3000 0x02 write 2047k 5k 0x03
+	write 6291455 2 0x04 write 7M 2M 0x05 write 13M 1 0x06
+	write 19M 1M 0x07)
+for sub in fixed dynamic; do
+	img=$T/v-$sub.vhd
+	run_ok "vstor img create $sub" "$VSTOR" img create -f vpc \
+		-o subformat=$sub "$img" 20M
+	is "$(vsize "$img" vpc)" "$(qsize "$img" vpc)" \
+		"$sub: qemu-img sees the size vstor made"
+	run_ok "$sub: qemu-img check or info accepts it" qemu-img info \
+		-f vpc "$img"
+	rm -f "$T/model.raw"
+	truncate -s "$(vsize "$img" vpc)" "$T/model.raw" || die "truncate"
+	run_ok "$sub: vstor writes" "$VBD_IO" -f vpc "$img" "${WRITES[@]}"
+	"$VBD_IO" -f raw "$T/model.raw" "${WRITES[@]}" || die "model"
+	qemu_same "$sub: qemu-img reads vstor's writes" "$img" "$T/model.raw"
+	run_ok "$sub: concurrent random writes" "$VBD_IO" -f vpc "$img" \
+		random 7 300 200k
+	while read -r off len pat; do
+		echo write "$off" "$len" "$pat"
+	done <<<"$out" | xargs "$VBD_IO" -f raw "$T/model.raw" ||
+		die "model random"
+	qemu_same "$sub: qemu-img reads the random writes" "$img" \
+		"$T/model.raw"
+	run_ok "$sub: vstor img convert -O vpc" "$VSTOR" img convert -f raw \
+		-O vpc -o subformat=$sub "$T/pat.raw" "$T/c-$sub.vhd"
+	qemu_same "$sub: qemu-img reads vstor's conversion" "$T/c-$sub.vhd" \
+		"$T/pat.raw"
+done
+rm -f "$T/model.raw" "$T/v-fixed.vhd" "$T/c-fixed.vhd" "$T/q-fixed.vhd"
+
+# 3. Differencing images.
+mkdir "$T/d" || die "mkdir"
+P=$T/d/base.vhd C=$T/d/child.vhd
+"$VSTOR" img create -q -f vpc "$P" 20M || die "parent"
+"$VBD_IO" -f vpc "$P" write 0 6M 0xaa write 9M 3M 0xbb || die "parent data"
+cp "$P" "$T/base.orig" || die "cp"
+run_ok "vstor img create -b a differencing VHD" "$VSTOR" img create -f vpc \
+	-b base.vhd -F vpc "$C"
+run_ok "info shows the parent" "$VSTOR" img info "$C"
+like "$out" "backing file: $T/d/base.vhd" "the parent is named"
+like "$out" "virtual size: .*\\($(vsize "$P") bytes\\)" "the parent's size"
+CW=(write 100 1000 0x01 write 2047k 2k 0x02 write 4M 1 0x03
+	write 10M 5000 0x04 write 17M 4k 0x05)
+run_ok "writes into the child" "$VBD_IO" -f vpc "$C" "${CW[@]}"
+"$VBD_IO" -f vpc --readonly "$P" dump "$T/model.raw" || die "model"
+"$VBD_IO" -f raw "$T/model.raw" "${CW[@]}" || die "model writes"
+run_ok "dump the child" "$VBD_IO" -f vpc --readonly "$C" dump "$T/c.raw"
+same_bytes "the child reads the parent merged with its writes" \
+	"$T/c.raw" "$T/model.raw"
+run_ok "vstor img convert of the child" "$VSTOR" img convert -O raw "$C" \
+	"$T/c2.raw"
+same_bytes "convert gives the merged content" "$T/c2.raw" "$T/model.raw"
+same_bytes "the parent is unchanged" "$P" "$T/base.orig"
+run_ok "vstor img map of the child" "$VSTOR" img map --output=json "$C"
+like "$out" '"depth": 0, "present": true, "zero": false, "data": true' \
+	"map: the child's own data at depth 0"
+like "$out" '"depth": 1, "present": true, "zero": false, "data": true' \
+	"map: the parent's data at depth 1"
+run_ok "a grandchild" "$VSTOR" img create -q -f vpc -b child.vhd -F vpc \
+	"$T/d/gc.vhd"
+"$VBD_IO" -f vpc "$T/d/gc.vhd" write 4M 512 0x09 || die "gc write"
+"$VBD_IO" -f raw "$T/model.raw" write 4M 512 0x09 || die "model"
+run_ok "dump the grandchild" "$VBD_IO" -f vpc --readonly "$T/d/gc.vhd" \
+	dump "$T/c.raw"
+same_bytes "three layers merge" "$T/c.raw" "$T/model.raw"
+rm -f "$T/d/gc.vhd"
+
+mkdir "$T/moved" || die "mkdir"
+mv "$T/d/base.vhd" "$T/d/child.vhd" "$T/moved/" || die "mv"
+run_ok "child and parent moved together still open" "$VBD_IO" -f vpc \
+	--readonly "$T/moved/child.vhd" read 100 1000 0x01 read 1M 1023k 0xaa
+run_ok "a new file at the parent's name" "$VSTOR" img create -q -f vpc \
+	"$T/moved/base.vhd" 20M
+run_fails "a parent with another unique id is refused" "$VSTOR" img info \
+	"$T/moved/child.vhd"
+like "$err" "child.vhd: parent .*base.vhd has unique id .*the image records parent id" \
+	"the error names both ids"
+rm -f "$T/moved/base.vhd"
+run_fails "a missing parent is refused" "$VBD_IO" -f vpc --readonly \
+	"$T/moved/child.vhd" read 0 512 0
+like "$err" "child.vhd: differencing image: parent not found" \
+	"the error says the parent is missing"
+run_fails "-b with a non-VHD parent format is refused" "$VSTOR" img create \
+	-f vpc -b "$T/pat.raw" -F raw "$T/bad.vhd"
+like "$err" "parent of a differencing VHD is a VHD" "and says why"
+rm -f "$T/model.raw" "$T/c.raw" "$T/c2.raw" "$T/base.orig"
+
+# 4. Sizes.
+for spec in 1G:dynamic 10M:dynamic 3000M:dynamic 1000001:dynamic \
+	200G:dynamic 10M:fixed 1000001:fixed 10M:dynamic,force_size=on \
+	10514433:fixed,force_size=on; do
+	sz=${spec%%:*} opts=subformat=${spec#*:}
+	qemu-img create -q -f vpc -o "$opts" "$T/qs.vhd" "$sz" || die "qemu"
+	"$VSTOR" img create -q -f vpc -o "$opts" "$T/vs.vhd" "$sz" ||
+		die "vstor create $sz $opts"
+	q=$(qsize "$T/qs.vhd" vpc)
+	is "$(vsize "$T/qs.vhd" vpc)/$(vsize "$T/vs.vhd" vpc)/$(qsize "$T/vs.vhd" vpc)" \
+		"$q/$q/$q" "size $sz $opts: vstor and qemu-img agree on both files"
+	rm -f "$T/qs.vhd" "$T/vs.vhd"
+done
+
+# Creator applications: the geometry says 10 MiB, current_size 12 MiB.
+qemu-img create -q -f vpc "$T/app.vhd" 10M || die "create"
+qemu-io -f vpc -c 'write -P 0x77 9M 1M' -c 'write -P 0x66 0 1M' \
+	"$T/app.vhd" >/dev/null || die "qemu-io"
+for app in 'vpc ' 'win ' 'tap\0' 'd2v ' 'CTXS' 'qem2' 'qemu'; do
+	python3 - "$T/app.vhd" "$T/a.vhd" "$app" <<'PY' || die "poke $app"
+import struct, sys
+src, dst, app = sys.argv[1], sys.argv[2], sys.argv[3].replace("\\0", "\0")
+b = bytearray(open(src, "rb").read())
+for at in (0, len(b) - 512):
+    b[at + 28:at + 32] = app.encode()
+    struct.pack_into(">Q", b, at + 48, 12 << 20)
+    struct.pack_into(">I", b, at + 64, 0)
+    struct.pack_into(">I", b, at + 64, ~sum(b[at:at + 512]) & 0xFFFFFFFF)
+open(dst, "wb").write(b)
+PY
+	qemu-img convert -f vpc -O raw "$T/a.vhd" "$T/r.raw" || die "convert"
+	"$VSTOR" img convert -f vpc -O raw "$T/a.vhd" "$T/v.raw" ||
+		die "vstor convert"
+	if [ "$(vsize "$T/a.vhd")" = "$(qsize "$T/a.vhd")" ] &&
+		cmp -s "$T/r.raw" "$T/v.raw"; then
+		ok "creator '$app': size $(vsize "$T/a.vhd") and data as qemu-img's"
+	else
+		not_ok "creator '$app'" "vstor $(vsize "$T/a.vhd"), qemu $(qsize "$T/a.vhd")"
+	fi
+done
