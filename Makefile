@@ -19,17 +19,17 @@ V        ?= 0
 # Modules, bottom layer first.  A module with only a README has no sources.
 MODULES := common vbd cow imgtools imgtools/formats blkback lvmglue hypervisor
 
-CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I.
+override CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -pthread -Wall -Wextra -Wshadow -Wformat=2 \
+override CFLAGS += -std=gnu11 -pthread -Wall -Wextra -Wshadow -Wformat=2 \
 	    -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes \
 	    -fno-strict-aliasing -MMD -MP
 ifeq ($(WERROR),1)
-CFLAGS   += -Werror
+override CFLAGS += -Werror
 endif
 ifneq ($(SANITIZE),)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SANITIZE)
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 LDLIBS   += -luring -laio -lzstd -lz -lblkid -ljson-c -lpthread
 
