@@ -210,7 +210,7 @@ static char *dir_of(const char *file)
 
 /* A locator's text as a path: backslashes become slashes, a file:// URL
  * loses its scheme, and a relative path is taken from the child's
- * directory.  NULL: not a path on this host (a drive letter). */
+ * directory.  NULL: nothing usable. */
 static char *locator_path(const char *child, char *name, bool url)
 {
 	autofree char *dir = NULL;
@@ -224,8 +224,11 @@ static char *locator_path(const char *child, char *name, bool url)
 		for (char *c = p; *c; c++)
 			if (*c == '\\')
 				*c = '/';
+		/* A Windows drive path ("C:\VMs\base.vhd"): the chain was
+		 * copied here, so look for the file beside the child (the
+		 * unique id still has to match). */
 		if (p[0] && p[1] == ':')
-			return NULL;
+			p = strrchr(p, '/') ? strrchr(p, '/') + 1 : p + 2;
 	}
 	while (p[0] == '.' && p[1] == '/')
 		p += 2;

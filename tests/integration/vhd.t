@@ -7,6 +7,8 @@
 #   - images vstor makes and writes (vbd-io writes, concurrent random
 #     writes, `vstor img convert -O vpc`) read by qemu-img exactly as a
 #     raw model written the same way;
+#   - sector bitmaps: clear bits read as zeros and map as such, writes
+#     set the bits of the sectors they touch;
 #   - differencing images: a child of a dynamic parent reads the parent
 #     through it, writes (partial sectors too) land in the child only,
 #     the pair still opens when moved together, and a parent with another
@@ -19,7 +21,7 @@
 
 requires qemu-img qemu-io python3 cmp "$VSTOR" "$VBD_IO"
 
-plan 80
+plan 97
 
 # A raw file of SIZE bytes, seeded random data and holes.
 pattern() {
@@ -100,6 +102,7 @@ run_ok "the alias vhd opens the fixed image" "$VBD_IO" -f vhd --readonly \
 	"$T/q-fixed.vhd" read 0 0 0
 run_ok "qemu-img map and vstor img map agree on a dynamic VHD" \
 	"$VSTOR" img map --output=json "$T/q-dynamic.vhd"
+# shellcheck disable=SC2001 # a regex, not a fixed string
 vmap=$(sed 's/, "offset": [0-9]*//' <<<"$out")
 qmap=$(qemu-img map --output=json "$T/q-dynamic.vhd" |
 	sed 's/, "offset": [0-9]*//')
@@ -147,6 +150,56 @@ for sub in fixed dynamic; do
 done
 rm -f "$T/model.raw" "$T/v-fixed.vhd" "$T/c-fixed.vhd" "$T/q-fixed.vhd"
 
+# 2b. Sector bitmaps, as Hyper-V leaves them: a dynamic image of 1 MiB
+# blocks whose block 0 has sectors 8..15 clear (zeros under them, or
+# stale bytes in the second copy).
+python3 - "$T/hv.vhd" "$T/hv-stale.vhd" <<'PY' || die "hv image"
+import struct, sys
+def ck(b): return ~sum(b) & 0xFFFFFFFF
+def footer():
+    f = bytearray(512)
+    f[0:8] = b"conectix"
+    struct.pack_into(">IIQI4sI4sQQHBBI", f, 8, 2, 0x10000, 512, 0, b"win ",
+                     0x60001, b"Wi2k", 4 << 20, 4 << 20, 120, 4, 17, 3)
+    f[68:84] = bytes(range(1, 17))
+    struct.pack_into(">I", f, 64, ck(f))
+    return f
+for path, stale in ((sys.argv[1], 0), (sys.argv[2], 0xEE)):
+    bs, n = 1 << 20, 4
+    h = bytearray(1024)
+    h[0:8] = b"cxsparse"
+    struct.pack_into(">QQIII", h, 8, 2**64 - 1, 1536, 0x10000, n, bs)
+    struct.pack_into(">I", h, 36, ck(h))
+    bat = bytearray(b"\xff" * 512)
+    struct.pack_into(">I", bat, 0, 2048 // 512)
+    bitmap = bytearray(b"\xff" * 512)
+    bitmap[1] = 0  # sectors 8..15
+    data = bytearray(b"\x61" * bs)
+    data[8 * 512:16 * 512] = bytes([stale]) * (8 * 512)
+    open(path, "wb").write(footer() + h + bat + bitmap + data + footer())
+PY
+qemu-img convert -f vpc -O raw "$T/hv.vhd" "$T/r.raw" || die "convert"
+run_ok "bitmaps: vstor reads a block with clear bits" "$VSTOR" img convert \
+	-f vpc -O raw "$T/hv.vhd" "$T/v.raw"
+same_bytes "bitmaps: as qemu-img when the data under clear bits is zero" \
+	"$T/v.raw" "$T/r.raw"
+run_ok "bitmaps: map" "$VSTOR" img map --output=json "$T/hv.vhd"
+like "$out" '"start": 4096, "length": 4096, "depth": 0, "present": true, "zero": true, "data": false' \
+	"bitmaps: the clear sectors map as zeros"
+run_ok "bitmaps: stale bytes under clear bits read as zeros (the spec)" \
+	"$VBD_IO" -f vpc --readonly "$T/hv-stale.vhd" read 0 4k 0x61 \
+	read 4k 4k 0 read 8k 1016k 0x61
+run_ok "bitmaps: a write into the clear sectors" "$VBD_IO" -f vpc \
+	"$T/hv-stale.vhd" write 4608 1000 0x3c
+run_ok "bitmaps: vstor reads it back" "$VBD_IO" -f vpc --readonly \
+	"$T/hv-stale.vhd" read 4k 512 0 read 4608 1000 0x3c read 5608 2584 0
+run_ok "bitmaps: map after the write" "$VSTOR" img map --output=json \
+	"$T/hv-stale.vhd"
+like "$out" '"start": 4096, "length": 512, "depth": 0, "present": true, "zero": true' \
+	"bitmaps: an untouched clear sector stays unset"
+like "$out" '"start": 4608, "length": 1024, "depth": 0, "present": true, "zero": false, "data": true' \
+	"bitmaps: the written sectors' bits are set"
+
 # 3. Differencing images.
 mkdir "$T/d" || die "mkdir"
 P=$T/d/base.vhd C=$T/d/child.vhd
@@ -163,6 +216,11 @@ CW=(write 100 1000 0x01 write 2047k 2k 0x02 write 4M 1 0x03
 run_ok "writes into the child" "$VBD_IO" -f vpc "$C" "${CW[@]}"
 "$VBD_IO" -f vpc --readonly "$P" dump "$T/model.raw" || die "model"
 "$VBD_IO" -f raw "$T/model.raw" "${CW[@]}" || die "model writes"
+run_ok "concurrent random writes into the child" "$VBD_IO" -f vpc "$C" \
+	random 11 150 300k
+while read -r off len pat; do
+	echo write "$off" "$len" "$pat"
+done <<<"$out" | xargs "$VBD_IO" -f raw "$T/model.raw" || die "model random"
 run_ok "dump the child" "$VBD_IO" -f vpc --readonly "$C" dump "$T/c.raw"
 same_bytes "the child reads the parent merged with its writes" \
 	"$T/c.raw" "$T/model.raw"
@@ -178,16 +236,44 @@ like "$out" '"depth": 1, "present": true, "zero": false, "data": true' \
 run_ok "a grandchild" "$VSTOR" img create -q -f vpc -b child.vhd -F vpc \
 	"$T/d/gc.vhd"
 "$VBD_IO" -f vpc "$T/d/gc.vhd" write 4M 512 0x09 || die "gc write"
-"$VBD_IO" -f raw "$T/model.raw" write 4M 512 0x09 || die "model"
+cp "$T/model.raw" "$T/gmodel.raw" || die "cp"
+"$VBD_IO" -f raw "$T/gmodel.raw" write 4M 512 0x09 || die "model"
 run_ok "dump the grandchild" "$VBD_IO" -f vpc --readonly "$T/d/gc.vhd" \
 	dump "$T/c.raw"
-same_bytes "three layers merge" "$T/c.raw" "$T/model.raw"
-rm -f "$T/d/gc.vhd"
+same_bytes "three layers merge" "$T/c.raw" "$T/gmodel.raw"
+rm -f "$T/d/gc.vhd" "$T/gmodel.raw"
+
+# A child made on Windows: only an absolute W2ku path with a drive.
+mkdir "$T/win" || die "mkdir"
+cp "$P" "$C" "$T/win/" || die "cp"
+python3 - "$T/win/child.vhd" <<'PY' || die "poke locators"
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+h = struct.unpack_from(">Q", b, 16)[0]
+name = "C:\\VMs\\base.vhd".encode("utf-16-le")
+for i in range(8):
+    at = h + 576 + 24 * i
+    code, space, length, res, off = struct.unpack_from(">IIIIQ", b, at)
+    if code == 0x57326B75:  # W2ku
+        b[off:off + len(name)] = name
+        struct.pack_into(">I", b, at + 8, len(name))
+    elif code:
+        struct.pack_into(">I", b, at, 0)
+b[h + 64:h + 576] = bytes(512)  # no parent name either
+struct.pack_into(">I", b, h + 36, 0)
+struct.pack_into(">I", b, h + 36, ~sum(b[h:h + 1024]) & 0xFFFFFFFF)
+open(sys.argv[1], "wb").write(b)
+PY
+run_ok "a Windows drive path finds the parent beside the child" "$VBD_IO" \
+	-f vpc --readonly "$T/win/child.vhd" dump "$T/c.raw"
+same_bytes "and reads the merged content" "$T/c.raw" "$T/model.raw"
+rm -rf "$T/win"
 
 mkdir "$T/moved" || die "mkdir"
 mv "$T/d/base.vhd" "$T/d/child.vhd" "$T/moved/" || die "mv"
 run_ok "child and parent moved together still open" "$VBD_IO" -f vpc \
-	--readonly "$T/moved/child.vhd" read 100 1000 0x01 read 1M 1023k 0xaa
+	--readonly "$T/moved/child.vhd" dump "$T/c.raw"
+same_bytes "and read the merged content" "$T/c.raw" "$T/model.raw"
 run_ok "a new file at the parent's name" "$VSTOR" img create -q -f vpc \
 	"$T/moved/base.vhd" 20M
 run_fails "a parent with another unique id is refused" "$VSTOR" img info \
@@ -215,6 +301,29 @@ for spec in 1G:dynamic 10M:dynamic 3000M:dynamic 1000001:dynamic \
 	q=$(qsize "$T/qs.vhd" vpc)
 	is "$(vsize "$T/qs.vhd" vpc)/$(vsize "$T/vs.vhd" vpc)/$(qsize "$T/vs.vhd" vpc)" \
 		"$q/$q/$q" "size $sz $opts: vstor and qemu-img agree on both files"
+	rm -f "$T/qs.vhd" "$T/vs.vhd"
+done
+
+# Layouts: vstor writes qemu-img's bytes, apart from what must differ
+# (time stamp, checksum, unique id).
+for opts in subformat=dynamic subformat=fixed subformat=dynamic,force_size=on; do
+	qemu-img create -q -f vpc -o "$opts" "$T/qs.vhd" 100M || die "qemu"
+	"$VSTOR" img create -q -f vpc -o "$opts" "$T/vs.vhd" 100M || die "vstor"
+	run python3 - "$T/qs.vhd" "$T/vs.vhd" <<'PY'
+import sys
+a, b = (bytearray(open(p, "rb").read()) for p in sys.argv[1:3])
+if len(a) != len(b):
+    sys.exit("sizes %d and %d" % (len(a), len(b)))
+for img in (a, b):
+    for at in {0, len(img) - 512}:
+        if img[at:at + 8] == b"conectix":
+            img[at + 24:at + 28] = bytes(4)  # time stamp
+            img[at + 64:at + 84] = bytes(20)  # checksum, unique id
+diff = [i for i in range(len(a)) if a[i] != b[i]]
+if diff:
+    sys.exit("first difference at offset %d" % diff[0])
+PY
+	is "$rc/$err" "0/" "$opts: the same bytes as qemu-img's"
 	rm -f "$T/qs.vhd" "$T/vs.vhd"
 done
 
