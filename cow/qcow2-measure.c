@@ -301,8 +301,8 @@ static int find_bitmap_ext(struct qcow2 *s, const char *fn,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = vbd_pread(s->file, 0, buf, cs);
 	if (ret < 0)
-		return vs_error_set(errp, -ret, "%s: cannot read the header",
-				    fn);
+		return vs_error_set_errno(errp, -ret,
+					  "%s: cannot read the header", fn);
 	while (off + 8 <= cs) {
 		uint32_t type = get32(buf + off), len = get32(buf + off + 4);
 
@@ -396,10 +396,11 @@ static int each_bitmap(struct qcow2 *s, const char *fn, bitmap_fn cb,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	ret = vbd_pread(s->file, e.dir_offset, dir, e.dir_size);
 	if (ret < 0)
-		return vs_error_set(errp, -ret,
-				    "%s: cannot read the bitmap directory at "
-				    "offset 0x%" PRIx64,
-				    fn, e.dir_offset);
+		return vs_error_set_errno(
+			errp, -ret,
+			"%s: cannot read the bitmap directory at "
+			"offset 0x%" PRIx64,
+			fn, e.dir_offset);
 	for (uint32_t i = 0; i < e.count; i++) {
 		const uint8_t *d = dir + pos;
 		struct bitmap_entry b;
@@ -537,21 +538,24 @@ int qcow2_bitmaps_info(struct qcow2 *s, const char *filename,
 struct rc_reader {
 	struct qcow2 *s;
 	uint8_t *block;
-	uint64_t block_off; /* host offset of `block`, 0 = none */
+	uint64_t idx; /* refcount table index `block` holds */
+	bool have;    /* `block` holds refcount block `idx` */
+	bool empty;   /* table entry `idx` is 0: every count is 0 */
 };
 
-static int rc_read(struct rc_reader *r, uint64_t cluster, uint64_t *rc)
+/* Load refcount block `idx` (the table entry checked first). */
+static int rc_load(struct rc_reader *r, uint64_t idx)
 {
 	struct qcow2 *s = r->s;
 	const struct qcow2_header *h = &s->m.h;
-	uint64_t per_block =
-		((uint64_t)s->cluster_size * 8) >> h->refcount_order;
-	uint64_t idx = cluster / per_block, entry;
 	uint64_t rt_entries =
 		((uint64_t)h->refcount_table_clusters << s->cluster_bits) / 8;
+	uint64_t entry, fsize = vbd_size(s->file);
 	int ret;
 
-	*rc = 0;
+	r->have = false;
+	r->idx = idx;
+	r->empty = true;
 	if (idx >= rt_entries)
 		return 0;
 	ret = vbd_pread(s->file, h->refcount_table_offset + idx * 8, &entry,
@@ -559,18 +563,35 @@ static int rc_read(struct rc_reader *r, uint64_t cluster, uint64_t *rc)
 	if (ret < 0)
 		return ret;
 	entry = be64toh(entry) & QCOW2_OFFSET_MASK;
-	if (!entry)
-		return 0;
-	if (entry % s->cluster_size || entry >= vbd_size(s->file) ||
-	    vbd_size(s->file) - entry < s->cluster_size)
-		return -EIO;
-	if (entry != r->block_off) {
+	if (entry) {
+		if (entry % s->cluster_size || entry >= fsize ||
+		    fsize - entry < s->cluster_size)
+			return -EIO;
 		ret = vbd_pread(s->file, entry, r->block, s->cluster_size);
 		if (ret < 0)
 			return ret;
-		r->block_off = entry;
+		r->empty = false;
 	}
-	*rc = qcow2_rc_get(r->block, cluster % per_block, h->refcount_order);
+	r->have = true;
+	return 0;
+}
+
+static int rc_read(struct rc_reader *r, uint64_t cluster, uint64_t *rc)
+{
+	const struct qcow2_header *h = &r->s->m.h;
+	uint64_t per_block =
+		((uint64_t)r->s->cluster_size * 8) >> h->refcount_order;
+	uint64_t idx = cluster / per_block;
+	int ret;
+
+	if (!r->have || r->idx != idx) {
+		ret = rc_load(r, idx);
+		if (ret < 0)
+			return ret;
+	}
+	*rc = r->empty ? 0
+		       : qcow2_rc_get(r->block, cluster % per_block,
+				      h->refcount_order);
 	return 0;
 }
 

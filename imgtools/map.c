@@ -57,10 +57,11 @@ int img_map(struct vbd *vbd, uint64_t start, uint64_t max_length,
 
 		ret = img_map_status(vbd, pos, end - pos, &next);
 		if (ret < 0)
-			return vs_error_set(errp, -ret,
-					    "%s: could not read the block "
-					    "status at offset %" PRIu64,
-					    vbd_filename(vbd), pos);
+			return vs_error_set_errno(
+				errp, -ret,
+				"%s: could not read the block "
+				"status at offset %" PRIu64,
+				vbd_filename(vbd), pos);
 		if (mergeable(&cur, &next)) {
 			cur.length += next.length;
 			continue;

@@ -52,10 +52,11 @@ static int data_clusters(struct vbd *src, uint32_t cs, uint64_t *bytes,
 		int ret = vbd_block_status(src, off, size - off, &ext);
 
 		if (ret < 0)
-			return vs_error_set(errp, -ret,
-					    "%s: unable to get block status at "
-					    "offset %" PRIu64,
-					    vbd_filename(src), off);
+			return vs_error_set_errno(
+				errp, -ret,
+				"%s: unable to get block status at "
+				"offset %" PRIu64,
+				vbd_filename(src), off);
 		n = ext.length;
 		if (!(ext.flags & VBD_STATUS_ZERO) &&
 		    (ext.flags & VBD_STATUS_DATA) &&

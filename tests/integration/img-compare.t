@@ -12,7 +12,8 @@
 # against their flattened copy, zero clusters against holes, allocated
 # zeros against unallocated ones, shorter and longer images with zero
 # and non-zero tails, compressed clusters, strict mode on each.  Then -q
-# prints nothing, -p still decides, a missing file exits 2, a corrupt
+# prints nothing, -p still decides, a missing file exits 2, compressed
+# data that does not decompress exits 4 as with qemu-img, a corrupt
 # table entry exits 3 naming the file, and usage errors exit 1.
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
@@ -23,6 +24,7 @@ cd "$T" || die "cannot cd to $T"
 
 # poke FILE OFFSET BYTE: one byte changed in place.
 poke() {
+	# shellcheck disable=SC2059 # the byte is built as an escape
 	printf "\\x$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
@@ -111,7 +113,11 @@ CASES=(
 	"-s ext.qcow2 ext-flat.qcow2"
 )
 
-plan $((${#CASES[@]} + 11))
+# Foreign formats, converted by qemu-img from mix.raw and from
+# mix-diff.raw: compared with mix.qcow2 (identical, or the mismatch).
+FOREIGN=(vmdk vdi vpc)
+
+plan $((${#CASES[@]} + 12 + ${#FOREIGN[@]} * 2))
 
 for c in "${CASES[@]}"; do
 	# shellcheck disable=SC2086 # a case is several words
@@ -154,6 +160,27 @@ run "$VSTOR" img compare bad.qcow2 mix.raw
 like "$rc:$err" "^3:.*bad\\.qcow2" "a corrupt L2 entry: exit 3, named"
 is "$out" "" "nothing is claimed about the content"
 
+# Compressed data that does not decompress: block status is fine, the
+# read fails, and both tools exit 4.
+qemu-img create -q -f qcow2 badcomp.qcow2 4M
+qemu-io -c 'write -c -P 3 1M 64k' badcomp.qcow2 >/dev/null
+python3 - badcomp.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(104)
+cbits = struct.unpack('>I', h[20:24])[0]
+l1_off = struct.unpack('>Q', h[40:48])[0]
+f.seek(l1_off); l2 = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2 + 8 * ((1 << 20) >> cbits)); e = struct.unpack('>Q', f.read(8))[0]
+assert e >> 62 & 1, "not compressed"
+host = e & ((1 << (62 - (cbits - 8))) - 1)
+f.seek(host); f.write(b'\xff' * 64)
+PY
+run qemu-img compare badcomp.qcow2 zero.raw
+q="$rc: $out"
+run "$VSTOR" img compare badcomp.qcow2 zero.raw
+is "$rc: $out" "$q" "undecompressable data: the same exit status ($q)"
+
 # The same images compared while a writer holds one: refused, and -U
 # shares.
 qemu-io -c 'sleep 10000' mix.qcow2 >/dev/null 2>&1 &
@@ -169,3 +196,22 @@ run "$VSTOR" img compare -U mix.qcow2 mix.raw
 is "$rc:$out" "0:Images are identical." "-U compares it"
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+
+for fmt in "${FOREIGN[@]}"; do
+	if ! qemu-img convert -O "$fmt" mix.raw "mix.$fmt" ||
+		! qemu-img convert -O "$fmt" mix-diff.raw "diff.$fmt"; then
+		die "qemu-img convert -O $fmt"
+	fi
+	if ! "$VSTOR" img info -f "$fmt" "mix.$fmt" >/dev/null 2>&1; then
+		skip 2 "vstor cannot open $fmt yet"
+		continue
+	fi
+	for c in "mix.$fmt mix.qcow2" "mix.qcow2 diff.$fmt"; do
+		# shellcheck disable=SC2086 # two files
+		run qemu-img compare $c
+		q="$rc: $out"
+		# shellcheck disable=SC2086
+		run "$VSTOR" img compare $c
+		is "$rc: $out" "$q" "compare $c"
+	done
+done

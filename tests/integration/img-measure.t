@@ -93,8 +93,19 @@ BAD=(
 	"-O nosuchformat --size 1M"
 )
 
+# Damage to the bitmap directory of bitmaps.qcow2: FIELD VALUE, where
+# FIELD is a field of the extension (count, dir_size, dir_offset) or of
+# the first directory entry (granularity, name_size, extra_size).
+POKES=("count 0" "count 70000" "dir_size 8" "dir_size 0x10000000"
+	"dir_offset 0x123" "dir_offset 0x7fff0000" "granularity 3"
+	"granularity 200" "name_size 0" "name_size 0xffff"
+	"extra_size 0xfffffff0")
+
+# Foreign formats as sources, converted by qemu-img from mix.qcow2.
+FOREIGN=(vmdk vdi vpc)
+
 plan $((${#SIZES[@]} * ${#OPTS[@]} + ${#FILES[@]} * ${#FILE_OPTS[@]} + \
-	${#FILES[@]} + ${#BAD[@]} + 4))
+	${#FILES[@]} + ${#BAD[@]} + 4 + ${#POKES[@]} * 2 + ${#FOREIGN[@]} * 2))
 
 # same NAME ARGS...: the same stdout and exit status.
 same() {
@@ -154,3 +165,48 @@ run "$VSTOR" img measure -O vmdk --size 1M
 like "$rc:$err" "^1:.*vmdk" "an output format without measure is refused"
 run "$VSTOR" img measure -O qcow2 nosuch.qcow2
 like "$rc:$err" "^1:.*nosuch\\.qcow2" "a missing file is named"
+
+# The bitmap directory is untrusted input: each damaged field makes
+# measure and info fail with a message naming the file, never crash.
+cat >"$T/bm.py" <<'PY'
+import struct, sys
+path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3], 0)
+f = open(path, 'r+b')
+h = f.read(65536)
+off = struct.unpack('>I', h[100:104])[0]
+while True:
+    t, n = struct.unpack('>II', h[off:off + 8])
+    if t == 0x23852875:
+        break
+    if t == 0:
+        sys.exit("no bitmaps extension")
+    off += 8 + (n + 7) // 8 * 8
+ext = off + 8
+dir_off = struct.unpack('>Q', h[ext + 16:ext + 24])[0]
+where = {'count': (ext, '>I'), 'dir_size': (ext + 8, '>Q'),
+         'dir_offset': (ext + 16, '>Q'), 'granularity': (dir_off + 17, '>B'),
+         'name_size': (dir_off + 18, '>H'),
+         'extra_size': (dir_off + 20, '>I')}[field]
+f.seek(where[0])
+f.write(struct.pack(where[1], value))
+PY
+for p in "${POKES[@]}"; do
+	cp bitmaps.qcow2 poked.qcow2
+	# shellcheck disable=SC2086 # field and value
+	python3 "$T/bm.py" poked.qcow2 $p || die "poking $p"
+	run "$VSTOR" img measure -O qcow2 poked.qcow2
+	like "$rc:$err" "^1:.*poked\\.qcow2.*bitmap" "bitmaps $p: measure refuses it"
+	run "$VSTOR" img info --output=json poked.qcow2
+	like "$rc:$err" "^1:.*poked\\.qcow2.*bitmap" "bitmaps $p: info refuses it"
+done
+
+for fmt in "${FOREIGN[@]}"; do
+	qemu-img convert -O "$fmt" mix.qcow2 "mix.$fmt" ||
+		die "qemu-img convert -O $fmt"
+	if ! "$VSTOR" img info -f "$fmt" "mix.$fmt" >/dev/null 2>&1; then
+		skip 2 "vstor cannot open $fmt yet"
+		continue
+	fi
+	same "$fmt source, -O qcow2" -O qcow2 "mix.$fmt"
+	same "$fmt source, -O raw" "mix.$fmt"
+done
