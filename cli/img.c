@@ -4,8 +4,10 @@
 
 #include "cli.h"
 
+/* One verb per line, in "vstor help img" order (clang-format would pack them). */
+/* clang-format off */
 static const struct cli_verb *const img_verbs[] = {
-	&cli_verb_img_create, /* in "vstor help img" order */
+	&cli_verb_img_create,
 	&cli_verb_img_info,
 	&cli_verb_img_check,
 	&cli_verb_img_convert,
@@ -19,6 +21,7 @@ static const struct cli_verb *const img_verbs[] = {
 	&cli_verb_img_measure,
 	NULL,
 };
+/* clang-format on */
 
 const struct cli_group cli_group_img = {
 	.name = "img",
