@@ -27,8 +27,11 @@
 #include "../../vbd/lock.h"
 #include "vdi.h"
 
-#define VC_TEXT	 "<<< vstor VDI Disk Image >>>\n"
-#define VC_CHUNK (1u << 20) /* bytes of map or zeros written at once */
+#define VC_TEXT "<<< vstor VDI Disk Image >>>\n"
+/* The most blocks of an image qemu still opens (it refuses larger disk
+ * sizes): 512 TiB less 128 MiB. */
+#define VC_MAX_BLOCKS 0x1fffff80u
+#define VC_CHUNK      (1u << 20) /* bytes of map or zeros written at once */
 
 enum vc_prealloc { VC_PREALLOC_OFF, VC_PREALLOC_FALLOC, VC_PREALLOC_FULL };
 
@@ -75,12 +78,13 @@ static int compute_layout(const char *path, uint64_t size, struct vc_params *p,
 {
 	uint64_t blocks, map_end;
 
-	if (size > (uint64_t)VDI_BLOCKS_MAX * VDI_BLOCK_DEFAULT)
+	if (size > (uint64_t)VC_MAX_BLOCKS * VDI_BLOCK_DEFAULT)
 		return vs_error_set(errp, EFBIG,
 				    "%s: size %llu is too large for VDI (at "
-				    "most %llu bytes with 1 MiB blocks)",
+				    "most %llu bytes with 1 MiB blocks, as "
+				    "qemu reads them)",
 				    path, (unsigned long long)size,
-				    (unsigned long long)VDI_BLOCKS_MAX *
+				    (unsigned long long)VC_MAX_BLOCKS *
 					    VDI_BLOCK_DEFAULT);
 	p->disk_size = VS_ALIGN_UP(size, (uint64_t)VDI_SECTOR);
 	blocks = (p->disk_size + VDI_BLOCK_DEFAULT - 1) / VDI_BLOCK_DEFAULT;

@@ -63,8 +63,8 @@ static void describe_bad(const struct vdi *s, uint32_t i, const char *why,
 	snprintf(buf, len,
 		 "block map entry %u at offset 0x%" PRIx64 " is %u: %s (%u "
 		 "blocks, file size %" PRIu64 ")",
-		 i, s->h.offset_bmap + (uint64_t)i * 4, s->bmap[i], why,
-		 s->h.blocks_in_image, s->file_size);
+		 i, s->h.offset_bmap + (uint64_t)i * 4, entry_get(s, i), why,
+		 s->h.blocks_in_image, file_size_get(s));
 }
 
 /*
@@ -453,9 +453,18 @@ static int allocate(struct vdi *s, uint64_t pos, uint64_t len,
 	       blk + n < s->h.blocks_in_image &&
 	       !VDI_BMAP_IS_DATA(entry_get(s, blk + n)));
 	covered = VS_MIN(len, (uint64_t)n * bs - head);
+	/* Crashes can leave holes in the indices (a count ahead of the
+	 * map): fill them before running out of room. */
+	if ((uint64_t)s->next_index + n > s->h.blocks_in_image) {
+		pthread_rwlock_wrlock(&s->move_lock);
+		ret = vdi_compact(s);
+		pthread_rwlock_unlock(&s->move_lock);
+		if (ret < 0)
+			return ret;
+	}
 	idx = s->next_index;
 	if ((uint64_t)idx + n > s->h.blocks_in_image)
-		return -ENOSPC; /* only a damaged count gets here */
+		return -ENOSPC; /* only a damaged map gets here */
 	v[0] = (struct iovec){.iov_base = zeros, .iov_len = (size_t)head};
 	cnt = vs_iov_slice(v + 1, iovcnt, iov, iovcnt, skip, (size_t)covered);
 	if (cnt < 0)
@@ -635,14 +644,34 @@ int vdi_free_block(struct vdi *s, uint32_t blk)
 	return 0;
 }
 
+/* How clear_range treats the data blocks it does not free. */
+enum clear_mode {
+	CLEAR_DISCARD, /* the host file may deallocate (advisory) */
+	CLEAR_ZERO,    /* zeros, through the host file's write_zeroes */
+};
+
+/* The part of a kept data block: its bytes in the host file. */
+static int clear_in_place(struct vdi *s, uint32_t blk, uint64_t inoff,
+			  uint64_t n, enum clear_mode mode, unsigned zflags)
+{
+	uint64_t host = vdi_data_offset(&s->h, s->bmap[blk]) + inoff;
+
+	if (mode == CLEAR_DISCARD) {
+		vbd_discard(s->file, host, n); /* advisory: errors ignored */
+		return 0;
+	}
+	return vbd_write_zeroes(s->file, host, n, zflags);
+}
+
 /*
- * Blocks wholly inside [offset, offset+len) that hold data are freed
- * (dynamic images only); with `zero_rest`, the data blocks only partly
- * covered (or not freed) get zeros written in place.  Blocks that read
- * as zeros already are left alone.
+ * Data blocks wholly inside [offset, offset+len) are freed when
+ * `may_free` (dynamic images); the other data blocks in the range are
+ * zeroed or discarded in the host file, so that a fixed image keeps its
+ * blocks but not their space.  Blocks that read as zeros already are
+ * left alone.
  */
 static int clear_range(struct vdi *s, uint64_t offset, uint64_t len,
-		       bool may_free, bool zero_rest)
+		       bool may_free, enum clear_mode mode, unsigned zflags)
 {
 	uint64_t bs = s->h.block_size, end = offset + len, pos = offset;
 	int ret = 0;
@@ -651,27 +680,23 @@ static int clear_range(struct vdi *s, uint64_t offset, uint64_t len,
 		uint32_t blk = (uint32_t)(pos >> s->block_bits);
 		uint64_t bstart = (uint64_t)blk << s->block_bits;
 		uint64_t n = VS_MIN(end, bstart + bs) - pos;
-		bool whole = pos == bstart && n == bs;
-
 		/* The disk's last block may be partly past its end: it is
 		 * whole when the range reaches the end of the disk. */
-		if (pos == bstart && end >= s->size)
-			whole = true;
+		bool whole = pos == bstart && (n == bs || end >= s->size);
+		uint32_t e;
+
 		pthread_mutex_lock(&s->alloc_lock);
 		pthread_rwlock_wrlock(&s->move_lock);
-		if (VDI_BMAP_IS_DATA(s->bmap[blk]) &&
-		    vdi_entry_problem(&s->h, s->bmap[blk], s->file_size)) {
+		e = s->bmap[blk];
+		if (!VDI_BMAP_IS_DATA(e))
+			; /* reads as zeros already */
+		else if (vdi_entry_problem(&s->h, e, s->file_size))
 			ret = bad_entry(s, blk);
-		} else if (VDI_BMAP_IS_DATA(s->bmap[blk])) {
-			if (whole && may_free)
-				ret = vdi_free_block(s, blk);
-			else if (zero_rest)
-				ret = vdi_file_pwrite(
-					s,
-					vdi_data_offset(&s->h, s->bmap[blk]) +
-						(pos - bstart),
-					s->zero_buf, (size_t)n);
-		}
+		else if (whole && may_free)
+			ret = vdi_free_block(s, blk);
+		else
+			ret = clear_in_place(s, blk, pos - bstart, n, mode,
+					     zflags);
 		pthread_rwlock_unlock(&s->move_lock);
 		pthread_mutex_unlock(&s->alloc_lock);
 		pos += n;
@@ -684,41 +709,29 @@ static bool can_free(const struct vdi *s)
 	return s->h.image_type == VDI_TYPE_DYNAMIC;
 }
 
+/*
+ * Whole blocks of a dynamic image are freed with VBD_ZERO_MAY_UNMAP;
+ * the rest is zeroed by the host file (a hole where it may unmap).
+ * With VBD_ZERO_NO_FALLBACK the host file's -ENOTSUP comes back (the
+ * blocks freed before it read as zeros, as asked).
+ */
 static int vdi_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 			    unsigned flags)
 {
 	struct vdi *s = vdi_of(vbd);
 	bool may_free = (flags & VBD_ZERO_MAY_UNMAP) && can_free(s);
-	uint64_t bs = s->h.block_size;
 
-	if (flags & VBD_ZERO_NO_FALLBACK) {
-		/* Writing zeros into a data block is the fallback the caller
-		 * refused: say so before changing anything. */
-		for (uint64_t pos = offset; pos < offset + len;) {
-			uint32_t blk = (uint32_t)(pos >> s->block_bits);
-			uint64_t bstart = (uint64_t)blk << s->block_bits;
-			uint64_t n = VS_MIN(offset + len, bstart + bs) - pos;
-			bool whole = pos == bstart &&
-				     (n == bs || offset + len >= s->size);
-
-			if (VDI_BMAP_IS_DATA(entry_get(s, blk)) &&
-			    !(whole && may_free))
-				return -ENOTSUP;
-			pos += n;
-		}
-	}
-	return clear_range(s, offset, len, may_free, true);
+	return clear_range(s, offset, len, may_free, CLEAR_ZERO,
+			   flags & (VBD_ZERO_MAY_UNMAP | VBD_ZERO_NO_FALLBACK));
 }
 
+/* Whole blocks of dynamic images are freed; the rest is discarded in
+ * the host file (it may then read as anything, usually zeros). */
 static int vdi_discard(struct vbd *vbd, uint64_t offset, uint64_t len)
 {
 	struct vdi *s = vdi_of(vbd);
 
-	/* Fixed images keep every block; parts of blocks are kept too
-	 * (a discard is advisory). */
-	if (!can_free(s))
-		return 0;
-	return clear_range(s, offset, len, true, false);
+	return clear_range(s, offset, len, can_free(s), CLEAR_DISCARD, 0);
 }
 
 /* Status, info, probe. */

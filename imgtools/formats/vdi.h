@@ -147,7 +147,7 @@ static inline uint64_t vdi_data_offset(const struct vdi_header *h, uint32_t idx)
 }
 
 /*
- * Why map entry `i` (value `e`, a data index) is unusable in a file of
+ * Why a map entry holding data index `e` is unusable in a file of
  * `file_size` bytes: NULL when it is fine, else a phrase for a message.
  */
 const char *vdi_entry_problem(const struct vdi_header *h, uint32_t e,
@@ -173,8 +173,10 @@ int vdi_file_pwrite(struct vdi *s, uint64_t off, const void *buf, size_t len);
 /* Write the header's blocks_allocated (not synced). */
 int vdi_set_allocated(struct vdi *s, uint32_t n);
 /*
- * Move data block `from` (the highest in use) into the free slot `to`,
- * for guest block `guest` that maps to it; crash-safe; under alloc_lock.
+ * Copy data block `from` into the free slot `to` and point guest block
+ * `guest` at the copy: the copy is stable before the entry changes, and
+ * the entry before `from` may be reused.  Under alloc_lock, and
+ * move_lock exclusive.
  */
 int vdi_move_block(struct vdi *s, uint32_t guest, uint32_t from, uint32_t to);
 /*

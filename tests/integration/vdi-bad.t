@@ -35,7 +35,7 @@ ncases=$(wc -l <"$T/cases")
 [ "$ncases" -ge 12 ] || die "only $ncases cases"
 nmap=$(grep -c $'\twarn\t' "$T/cases")
 POINTS=6 # per case and build
-REPAIR_POINTS=5
+REPAIR_POINTS=6
 plan $((ncases * POINTS * 2 + nmap * REPAIR_POINTS))
 
 SANITIZER='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
@@ -106,6 +106,17 @@ while IFS=$'\t' read -r name info _ _ _ _; do
 	cp "$T/img/$name.vdi" "$T/r.vdi"
 	run "$VSTOR" img check -f vdi "$T/r.vdi"
 	like "$rc:$err" "^2:.*ERROR: block [0-9]+:" "$name: vstor img check finds errors (exit 2)"
+	# The same counts as qemu-img, where qemu-img looks (it does not
+	# compare entries with the file's size).
+	run "$VSTOR" img check -f vdi --output=json "$T/r.vdi"
+	vjson=$out
+	run qemu-img check -f vdi --output=json "$T/r.vdi"
+	if [ "$rc" -eq 2 ]; then
+		is "$vjson" "$out" "$name: vstor img check --output=json as qemu-img's"
+	else
+		like "$vjson" '"corruptions": [1-9]' \
+			"$name: vstor img check finds what qemu-img does not look for"
+	fi
 	run_ok "$name: vstor img check -r all" "$VSTOR" img check -f vdi \
 		-r all "$T/r.vdi"
 	run qemu-img check -f vdi "$T/r.vdi"

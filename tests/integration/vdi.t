@@ -17,7 +17,7 @@
 
 requires qemu-img qemu-io python3 cmp "$VSTOR" "$VBD_IO"
 
-plan 111
+plan 120
 
 SIZE=$((37 * 1024 * 1024 + 4096)) # not a whole number of 1 MiB blocks
 
@@ -67,6 +67,13 @@ for line in open(sys.argv[2]):
     b[off:off + n] = bytes([int(p, 16)]) * n
 open(sys.argv[1], "wb").write(b)
 EOF
+}
+
+# set_count IMG N: the header's count of allocated blocks := N.
+set_count() {
+	python3 -c 'import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(0x184); f.write(struct.pack("<I", int(sys.argv[2])))' "$1" "$2"
 }
 
 vsize() { # the virtual size that `TOOL img info --output=json` reports
@@ -204,6 +211,18 @@ run_ok "create: static=on,preallocation=full" "$VSTOR" img create -f vdi \
 used=$(du -k "$T/full.vdi" | cut -f1)
 check "create: preallocation=full allocates the data ($used KiB)" \
 	test "$used" -ge 8192
+# A fixed image keeps its blocks when zeroed with unmap, not their space.
+run_ok "fixed image: zero 8M unmap" "$VBD_IO" -f vdi "$T/full.vdi" \
+	zero 0 8M unmap
+used=$(du -k "$T/full.vdi" | cut -f1)
+check "fixed image: the space is given back ($used KiB)" test "$used" -lt 1024
+run qemu-img check -f vdi "$T/full.vdi"
+is "$rc:$out" "0:No errors were found on the image." \
+	"fixed image: still clean, every block still allocated"
+run_fails "create: larger than qemu opens is refused" "$VSTOR" img create \
+	-f vdi "$T/huge.vdi" $((0x1fffff8000000 + 512))
+like "$err" "too large for VDI \(at most 562949819203584 bytes" \
+	"create: the error gives the largest size"
 run_ok "create: odd size" "$VSTOR" img create -f vdi "$T/odd.vdi" 1000001
 run qemu-img info --output=json "$T/odd.vdi"
 is "$(vsize "$out")" 1000448 "create: size rounded up to sectors, as qemu-img"
@@ -212,8 +231,7 @@ is "$(vsize "$out")" 1000448 "create: size rounded up to sectors, as qemu-img"
 #    both checks see it, and `vstor img check -r all` repairs it.
 cp "$T/c-dynamic.vdi" "$T/crash.vdi"
 n=$(od -An -tu4 -j $((0x184)) -N4 "$T/crash.vdi" | tr -d ' ')
-printf "$(printf '\\%03o' $(((n - 1) & 255)) $((((n - 1) >> 8) & 255)) 0 0)" |
-	dd of="$T/crash.vdi" bs=1 seek=$((0x184)) conv=notrunc status=none
+set_count "$T/crash.vdi" $((n - 1))
 run qemu-img check -f vdi "$T/crash.vdi"
 like "$rc:$err" "^2:.*allocated blocks mismatch, is $n, should be $((n - 1))" \
 	"crash: qemu-img check finds it"
@@ -226,12 +244,6 @@ same_as_raw "crash: repaired" "$T/crash.vdi" "$T/pat.raw"
 
 # 6. The count ahead of the map (what a crash during an allocation may
 #    leave): both checks see it, -r all repairs it, and writes are safe.
-# set_count IMG N: the header's count of allocated blocks.
-set_count() {
-	python3 -c 'import struct, sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(0x184); f.write(struct.pack("<I", int(sys.argv[2])))' "$1" "$2"
-}
 cp "$T/c-dynamic.vdi" "$T/ahead.vdi"
 set_count "$T/ahead.vdi" $((n + 1))
 run qemu-img check -f vdi "$T/ahead.vdi"
@@ -257,6 +269,16 @@ for f in behind2 ahead2; do
 	run qemu-img compare -f vdi -F raw "$T/$f.vdi" "$T/m.raw"
 	is "$rc:$out" "0:Images are identical." "$f: no block in use was reused"
 done
+
+# A count left at the very end by crashes: the holes are filled before
+# new blocks run out of room, and the image ends up clean.
+cp "$T/c-dynamic.vdi" "$T/full-count.vdi"
+set_count "$T/full-count.vdi" "$(od -An -tu4 -j $((0x180)) -N4 \
+	"$T/full-count.vdi" | tr -d ' ')"
+run_ok "count at the end: vstor writes new blocks" "$VBD_IO" -f vdi \
+	"$T/full-count.vdi" write 0 1M 0x71 write 35M 4k 0x72
+same_as_raw "count at the end: after the writes" "$T/full-count.vdi" \
+	"$T/m.raw"
 
 # 7. A VirtualBox layout, made here from the pattern: header_size 0x190
 #    with geometry, map at 1 MiB, data at 2 MiB, blocks stored in reverse
@@ -316,12 +338,18 @@ run_fails "resize: past the room of the block map" "$VSTOR" img resize \
 	-f vdi "$T/rs.vdi" 200M
 like "$err" "rs.vdi: .*block map at offset 0x200 has room for 128" \
 	"resize: the error says how far the map reaches"
-run_ok "resize: shrink to 20M+512" "$VSTOR" img resize -f vdi --shrink \
-	"$T/rs.vdi" $((20 * 1048576 + 512))
-head -c $((20 * 1048576 + 512)) "$T/pat.raw" >"$T/m.raw"
+# A new end 512 bytes into a block that holds data further on.
+cut=$(python3 -c 'import sys
+b = open(sys.argv[1], "rb").read()
+mb = 1 << 20
+print(next(k * mb + 512 for k in range(len(b) // mb - 1, 0, -1)
+           if any(b[k * mb + 512:(k + 1) * mb])))' "$T/pat.raw")
+run_ok "resize: shrink to $cut" "$VSTOR" img resize -f vdi --shrink \
+	"$T/rs.vdi" "$cut"
+head -c "$cut" "$T/pat.raw" >"$T/m.raw"
 same_as_raw "resize: shrunk" "$T/rs.vdi" "$T/m.raw"
-run_ok "resize: grow again to 30M" "$VSTOR" img resize -f vdi "$T/rs.vdi" 30M
-truncate -s 30M "$T/m.raw"
+run_ok "resize: grow again to 60M" "$VSTOR" img resize -f vdi "$T/rs.vdi" 60M
+truncate -s 60M "$T/m.raw"
 same_as_raw "resize: grown after shrinking" "$T/rs.vdi" "$T/m.raw"
 run_fails "resize: a fixed image keeps its size" "$VSTOR" img resize \
 	-f vdi "$T/c-static.vdi" 100M
