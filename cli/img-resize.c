@@ -31,8 +31,8 @@ static const char usage[] =
 	"  -f, --format=FMT         the image's format; default: probe\n"
 	"      --shrink             allow making the image smaller\n"
 	"      --preallocation=MODE off (default), falloc (reserve the new\n"
-	"                           bytes) or full (write them); raw only,\n"
-	"                           growing only\n"
+	"                           bytes) or full (write them); growing\n"
+	"                           only (qcow2: both allocate and write)\n"
 	"  -q, --quiet              no 'Image resized.' line\n"
 	"  -h, --help               this help\n"
 	"\n"
@@ -89,9 +89,13 @@ static int img_resize_run(int argc, char **argv)
 	struct img_resize_opts o = {0};
 	struct img_resize_result res;
 	struct vs_error *err = NULL;
+	const char *pos[3];
 	bool quiet = false;
-	int c;
+	int c, n = 0;
 
+	/* From scratch (optind 0): operands and options may mix, as in
+	 * qemu-img, whatever the command's own parsing left behind. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:q", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
@@ -106,13 +110,20 @@ static int img_resize_run(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (argc - optind != 2)
+	/* A "--" that getopt left in place (it stops at the first
+	 * operand) only protects a negative size. */
+	for (int i = optind; i < argc; i++)
+		if (!strcmp(argv[i], "--") && n < 3)
+			continue;
+		else if (n < 3)
+			pos[n++] = argv[i];
+	if (n != 2 || optind + 3 < argc)
 		return cli_usage_error("img", "resize",
 				       "img resize: expecting image file name "
 				       "and size");
-	if (parse_amount(argv[optind + 1], &o))
+	if (parse_amount(pos[1], &o))
 		return 1;
-	if (img_resize(argv[optind], &o, &res, &err) < 0) {
+	if (img_resize(pos[0], &o, &res, &err) < 0) {
 		vs_error_report(err);
 		if (res.shrink_refused)
 			fputs("vstor: warning: Shrinking an image will delete "

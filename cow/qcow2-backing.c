@@ -7,10 +7,12 @@
  * format first, then every other one as found, unknown ones included),
  * the end marker, and the backing file name right after it, all inside
  * the first cluster.  The new header area is built in memory and goes
- * out in one write of the sectors that hold the old or the new one:
- * header fields and name usually share the first 512-byte sector, which
- * a disk writes whole or not at all, so a crash leaves the old name or
- * the new one.
+ * out in one write of the sectors that hold the old or the new one, as
+ * QEMU writes it.  Where it all fits in the first 512-byte sector (no
+ * feature name table), a disk writes it whole or not at all, so a crash
+ * leaves the old name or the new one; a longer area (QEMU's feature
+ * table takes 392 bytes) relies on the write not being torn, as QEMU
+ * does.
  */
 #include <endian.h>
 #include <errno.h>
@@ -146,9 +148,8 @@ static int check_names(struct vbd *vbd, const char *backing, const char *fmt,
 	return 0;
 }
 
-static int rewrite_header(struct vbd *vbd, struct qcow2 *s,
-			  const char *backing, const char *fmt,
-			  struct vs_error **errp)
+static int rewrite_header(struct vbd *vbd, struct qcow2 *s, const char *backing,
+			  const char *fmt, struct vs_error **errp)
 {
 	size_t cs = s->cluster_size, wlen = 0;
 	autofree uint8_t *old = calloc(1, cs);
@@ -159,8 +160,8 @@ static int rewrite_header(struct vbd *vbd, struct qcow2 *s,
 		free(b.buf);
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	}
-	ret = vbd_pread(s->file, 0, old, (size_t)VS_MIN((uint64_t)cs,
-							s->file_size));
+	ret = vbd_pread(s->file, 0, old,
+			(size_t)VS_MIN((uint64_t)cs, s->file_size));
 	if (ret == 0)
 		ret = build(s, old, backing, fmt, &b, &wlen);
 	if (ret == 0)
@@ -206,7 +207,8 @@ int qcow2_change_backing(struct vbd *vbd, const char *backing,
 	pthread_mutex_lock(&s->w_lock);
 	ret = qcow2_meta_flush(s);
 	if (ret < 0)
-		vs_error_set_errno(errp, ret, "%s: cannot flush", vbd->filename);
+		vs_error_set_errno(errp, ret, "%s: cannot flush",
+				   vbd->filename);
 	else
 		ret = rewrite_header(vbd, s, backing, backing_fmt, errp);
 	/* The header as it now is on disk: the new name and format. */

@@ -127,8 +127,8 @@ static int reach(struct qcow2 *s, uint64_t end)
  * the run, linked into the table only once written), so that the header
  * may point at them next.  *off is where they start.
  */
-static int write_run(struct qcow2 *s, const void *buf, uint64_t len,
-		     uint64_t n, uint64_t *off)
+static int write_run(struct qcow2 *s, const void *buf, uint64_t len, uint64_t n,
+		     uint64_t *off)
 {
 	uint64_t cs = s->cluster_size, rb = s->rb_entries, c0, k, t0, t1;
 	autofree uint8_t *blk = malloc(cs);
@@ -152,8 +152,8 @@ static int write_run(struct qcow2 *s, const void *buf, uint64_t len,
 	/* New blocks first (each says 1 for the run and the blocks it
 	 * covers), then counts in the blocks that exist (cached). */
 	for (uint64_t t = t0, pos = c0 + n; t < t1 && ret == 0; t++) {
-		uint64_t a = VS_MAX(c0, t * rb), b = VS_MIN(c0 + n + k,
-							     (t + 1) * rb);
+		uint64_t a = VS_MAX(c0, t * rb),
+			 b = VS_MIN(c0 + n + k, (t + 1) * rb);
 
 		if (t < s->rt_size && s->rt[t]) {
 			ret = qcow2_refcount_update(s, a * cs, (b - a) * cs, 1);
@@ -173,8 +173,8 @@ static int write_run(struct qcow2 *s, const void *buf, uint64_t len,
 		if (s->rt[t])
 			continue;
 		be = htobe64(pos * cs);
-		ret = qcow2_file_pwrite(
-			s, s->m.h.refcount_table_offset + t * 8, &be, 8);
+		ret = qcow2_file_pwrite(s, s->m.h.refcount_table_offset + t * 8,
+					&be, 8);
 		if (ret == 0)
 			s->rt[t] = pos * cs;
 		pos++;
@@ -243,8 +243,7 @@ static int l1_move(struct qcow2 *s, uint32_t need, uint64_t size)
 
 /* Whether an L2 entry's host cluster may be released: a bad offset is
  * reported, never used to change a refcount. */
-static int entry_sane(struct qcow2 *s, uint64_t l2off, uint32_t idx,
-		      uint64_t e)
+static int entry_sane(struct qcow2 *s, uint64_t l2off, uint32_t idx, uint64_t e)
 {
 	uint64_t host, nsect;
 
@@ -419,7 +418,29 @@ static int zero_tail(struct vbd *vbd, struct qcow2 *s, uint64_t old)
 	return zero_new(vbd, old, cend);
 }
 
-static int grow(struct vbd *vbd, struct qcow2 *s, uint64_t size,
+/*
+ * Preallocation (falloc, full): every new cluster allocated and written
+ * with zeros, so that later writes find their space and touch no
+ * metadata.  (QEMU's falloc reserves the data clusters without writing
+ * them; here both modes write, which reads the same.)
+ */
+static int preallocate(struct vbd *vbd, uint64_t start, uint64_t end)
+{
+	const size_t chunk = 1u << 20;
+	autofree uint8_t *zero = calloc(1, chunk);
+	int ret = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	for (uint64_t off = start; off < end && ret == 0; off += chunk) {
+		size_t n = (size_t)VS_MIN((uint64_t)chunk, end - off);
+
+		ret = vbd_pwrite(vbd, off, zero, n);
+	}
+	return ret < 0 ? ret : vbd_flush(vbd);
+}
+
+static int grow(struct vbd *vbd, struct qcow2 *s, uint64_t size, unsigned flags,
 		struct vs_error **errp)
 {
 	uint64_t old = vbd->size, need = l1_need(s, size);
@@ -447,11 +468,14 @@ static int grow(struct vbd *vbd, struct qcow2 *s, uint64_t size,
 					: header_set_size(s, size);
 	pthread_mutex_unlock(&s->w_lock);
 	if (ret < 0)
-		return vs_error_set_errno(errp, ret, "%s: cannot grow to %" PRIu64
-					  " bytes",
-					  vbd->filename, size);
+		return vs_error_set_errno(
+			errp, ret, "%s: cannot grow to %" PRIu64 " bytes",
+			vbd->filename, size);
 	vbd->size = size;
-	ret = shows ? zero_new(vbd, old, size) : zero_tail(vbd, s, old);
+	if (flags & (VBD_TRUNC_PREALLOC_FALLOC | VBD_TRUNC_PREALLOC_FULL))
+		ret = preallocate(vbd, old, size);
+	else
+		ret = shows ? zero_new(vbd, old, size) : zero_tail(vbd, s, old);
 	if (ret < 0)
 		return vs_error_set_errno(errp, ret,
 					  "%s: failed to zero out new clusters "
@@ -477,11 +501,6 @@ static int check_resizable(struct vbd *vbd, struct qcow2 *s, uint64_t size,
 				    "%s: the new size must be a multiple of "
 				    "512 (%" PRIu64 " is not)",
 				    vbd->filename, size);
-	if (flags & (VBD_TRUNC_PREALLOC_FALLOC | VBD_TRUNC_PREALLOC_FULL))
-		return vs_error_set(errp, ENOTSUP,
-				    "%s: preallocation when resizing qcow2 "
-				    "images is not supported (only off)",
-				    vbd->filename);
 	if (s->m.h.nb_snapshots && s->m.h.version < 3 && size != vbd->size)
 		return vs_error_set(errp, ENOTSUP,
 				    "%s: can't resize a v2 image which has "
@@ -499,14 +518,13 @@ int qcow2_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
 	if (ret < 0 || size == vbd->size)
 		return ret;
 	if (size > vbd->size)
-		return grow(vbd, s, size, errp);
-	ret = release_from(vbd, s,
-			   VS_ALIGN_UP(size, (uint64_t)s->cluster_size), size);
+		return grow(vbd, s, size, flags, errp);
+	ret = release_from(vbd, s, VS_ALIGN_UP(size, (uint64_t)s->cluster_size),
+			   size);
 	if (ret < 0)
-		return vs_error_set_errno(errp, ret,
-					  "%s: cannot shrink to %" PRIu64
-					  " bytes",
-					  vbd->filename, size);
+		return vs_error_set_errno(
+			errp, ret, "%s: cannot shrink to %" PRIu64 " bytes",
+			vbd->filename, size);
 	return 0;
 }
 
@@ -523,7 +541,7 @@ int qcow2_make_empty(struct vbd *vbd, struct vs_error **errp)
 				    vbd->filename);
 	ret = release_from(vbd, s, 0, vbd->size);
 	if (ret < 0)
-		return vs_error_set_errno(errp, ret, "%s: cannot empty the image",
-					  vbd->filename);
+		return vs_error_set_errno(
+			errp, ret, "%s: cannot empty the image", vbd->filename);
 	return 0;
 }

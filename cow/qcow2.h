@@ -200,6 +200,9 @@ struct qcow2 {
 	/* Lazy refcounts: the dirty bit is set while open for writing
 	 * (refcounts are kept exact all the same). */
 	bool lazy;
+	/* VBD_O_UNSAFE: write-back skips its ordering fdatasyncs; only an
+	 * explicit flush (and close) syncs. */
+	bool unsafe;
 	pthread_mutex_t w_lock;
 	/* In-place writers hold it shared; making freed clusters reusable
 	 * takes it exclusive, so no write still lands in one. */
@@ -390,6 +393,10 @@ int qcow2_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 void qcow2_compress_forget(struct qcow2 *s, uint64_t host, uint64_t len);
 
 /* qcow2-flush.c */
+/* An ordering point for metadata updates: everything written to the
+ * file so far reaches the disk before what follows.  Nothing to do for
+ * an image opened VBD_O_UNSAFE (its one sync is the explicit flush). */
+int qcow2_order(struct qcow2 *s);
 /* Drop the reference [host, host+len) holds once the tables that no
  * longer point at it are stable (at the next qcow2_meta_flush). */
 int qcow2_free_later(struct qcow2 *s, uint64_t host, uint64_t len);

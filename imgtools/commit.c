@@ -37,6 +37,7 @@ char *img_backing_path(const char *image, const char *name)
 
 /* One image of the chain below the top: where to open it. */
 struct layer {
+	char *name; /* as the image above records it */
 	char *path;
 	char *format; /* as the image above records it; NULL: probe */
 	unsigned depth;
@@ -44,6 +45,7 @@ struct layer {
 
 static void layer_free(struct layer *l)
 {
+	free(l->name);
 	free(l->path);
 	free(l->format);
 }
@@ -64,13 +66,14 @@ static int next_layer(const char *img, const char *fmt, unsigned depth,
 	*none = ret == 0 && !info.backing_file;
 	if (ret == 0 && info.backing_file) {
 		*out = (struct layer){
+			.name = strdup(info.backing_file),
 			.path = img_backing_path(img, info.backing_file),
 			.format = info.backing_format
 					  ? strdup(info.backing_format)
 					  : NULL,
 			.depth = depth,
 		};
-		if (!out->path ||
+		if (!out->name || !out->path ||
 		    (info.backing_format && !out->format)) {
 			layer_free(out);
 			ret = vs_error_set(errp, ENOMEM, "out of memory");
@@ -82,13 +85,13 @@ static int next_layer(const char *img, const char *fmt, unsigned depth,
 	return ret;
 }
 
-/* Whether `want` (as the user typed it) names the layer: the recorded
- * name's path, or the same file. */
+/* Whether `want` (as the user typed it) names the layer: the name the
+ * chain records, the path it is opened by, or the same file. */
 static bool same_image(const char *want, const struct layer *l)
 {
 	char a[PATH_MAX], b[PATH_MAX];
 
-	if (!strcmp(want, l->path))
+	if (!strcmp(want, l->name) || !strcmp(want, l->path))
 		return true;
 	return realpath(want, a) && realpath(l->path, b) && !strcmp(a, b);
 }
@@ -132,8 +135,8 @@ static int find_base(const char *path, const char *fmt, const char *want,
 		cur = next;
 	}
 	return vs_error_set(errp, ELOOP,
-			    "%s: backing chain deeper than %d images",
-			    path, IMG_CHAIN_MAX);
+			    "%s: backing chain deeper than %d images", path,
+			    IMG_CHAIN_MAX);
 }
 
 struct commit {
@@ -145,8 +148,8 @@ struct commit {
 };
 
 /* Copy [off, off+len) of the chain into the base. */
-static int copy_range(struct commit *c, uint64_t off, uint64_t len,
-		      bool zero, struct vs_error **errp)
+static int copy_range(struct commit *c, uint64_t off, uint64_t len, bool zero,
+		      struct vs_error **errp)
 {
 	int ret;
 
@@ -243,7 +246,8 @@ int img_commit(const char *path, const struct img_commit_opts *o,
 
 	/* Locked first: an image in use is refused before anything. */
 	ret = vbd_open_file(path, o->format,
-			    VBD_O_NO_BACKING | (keep ? VBD_O_RDONLY | share : 0),
+			    VBD_O_NO_BACKING |
+				    (keep ? VBD_O_RDONLY | share : 0),
 			    &top, errp);
 	if (ret == 0)
 		ret = find_base(path, o->format, o->base, &base, errp);

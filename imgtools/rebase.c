@@ -65,8 +65,7 @@ static int fix_range(struct rebase *c, uint64_t off, uint64_t len,
 {
 	int ret;
 
-	if (zero_by_status(c->img, off, len) &&
-	    zero_by_status(c->nb, off, len))
+	if (zero_by_status(c->img, off, len) && zero_by_status(c->nb, off, len))
 		return 0;
 	ret = vbd_pread(c->img, off, c->old, (size_t)len);
 	if (ret < 0)
@@ -79,8 +78,8 @@ static int fix_range(struct rebase *c, uint64_t off, uint64_t len,
 					  "%s: cannot read at offset %" PRIu64,
 					  vbd_filename(c->nb), off);
 	for (uint64_t p = off; p < off + len;) {
-		uint64_t e = VS_MIN(VS_ALIGN_DOWN(p, c->unit) + c->unit,
-				    off + len);
+		uint64_t e =
+			VS_MIN(VS_ALIGN_DOWN(p, c->unit) + c->unit, off + len);
 
 		if (memcmp(c->old + (p - off), c->new + (p - off),
 			   (size_t)(e - p))) {

@@ -807,10 +807,9 @@ static int raw_truncate(struct vbd *vbd, uint64_t size, unsigned flags,
 				    vbd->filename, (unsigned long long)size,
 				    s->align);
 	if (ftruncate(s->fd, (off_t)size) < 0)
-		return vs_error_set_errno(errp, errno,
-					  "%s: cannot set the size to %llu",
-					  vbd->filename,
-					  (unsigned long long)size);
+		return vs_error_set_errno(
+			errp, errno, "%s: cannot set the size to %llu",
+			vbd->filename, (unsigned long long)size);
 	vbd->size = size;
 	if (size > old && strcmp(mode, "off")) {
 		ret = preallocate_range(s->fd, vbd->filename, mode, old, size,

@@ -429,7 +429,8 @@ static int writable_for(struct vbd *vbd, const char *what,
 			struct vs_error **errp)
 {
 	if (vbd->readonly)
-		return vs_error_set(errp, EROFS, "%s: opened read-only, cannot %s",
+		return vs_error_set(errp, EROFS,
+				    "%s: opened read-only, cannot %s",
 				    vbd->filename, what);
 	return 0;
 }
@@ -481,8 +482,8 @@ int vbd_change_backing(struct vbd *vbd, const char *backing,
 		return -EROFS;
 	if (backing && !*backing)
 		backing = NULL;
-	return vbd->drv->change_backing(vbd, backing, backing ? backing_fmt : NULL,
-					errp);
+	return vbd->drv->change_backing(vbd, backing,
+					backing ? backing_fmt : NULL, errp);
 }
 
 int vbd_make_empty(struct vbd *vbd, struct vs_error **errp)

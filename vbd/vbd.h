@@ -40,10 +40,17 @@ enum {
 				 * marked dirty or corrupt opens writable and
 				 * nothing is repaired behind the caller's
 				 * back (vstor img check -r) */
-	VBD_O_NO_BACKING = 1u << 8, /* open the image alone: its backing
-				     * file is neither opened nor read
-				     * (unallocated ranges read as zeros;
-				     * image tools: rebase -u, commit) */
+	/* Open the image alone: its backing file is neither opened nor
+	 * read, unallocated ranges read as zeros (image tools: rebase -u,
+	 * commit). */
+	VBD_O_NO_BACKING = 1u << 8,
+	VBD_O_UNSAFE = 1u << 9, /* the image is new and private to this
+				 * process (convert's target, qemu's
+				 * cache=unsafe): a crash before the next
+				 * vbd_flush may lose it whole, so metadata
+				 * write-back orders nothing (no fdatasync
+				 * between its steps); vbd_flush still makes
+				 * everything stable */
 };
 
 /* I/O engines, named as QEMU names its aio= values. */
