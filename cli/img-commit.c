@@ -65,9 +65,6 @@ static int img_commit_run(int argc, char **argv)
 	bool quiet = false, progress = false;
 	int c, ret;
 
-	/* From scratch (optind 0): operands and options may mix, as in
-	 * qemu-img, whatever the command's own parsing left behind. */
-	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:t:b:dpq", longopts, NULL)) !=
 	       -1) {
 		switch (c) {

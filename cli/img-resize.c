@@ -93,9 +93,6 @@ static int img_resize_run(int argc, char **argv)
 	bool quiet = false;
 	int c, n = 0;
 
-	/* From scratch (optind 0): operands and options may mix, as in
-	 * qemu-img, whatever the command's own parsing left behind. */
-	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:q", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;

@@ -174,7 +174,10 @@ static int run_verb(const struct cli_group *g, int argc, char **argv)
 			return 0;
 		}
 	}
-	optind = 1;
+	/* 0, not 1: glibc then starts afresh and forgets the "+" (stop at
+	 * the first operand) of the global options above, so that a verb's
+	 * options may follow its operands, as in qemu-img. */
+	optind = 0;
 	return v->run(argc - 1, argv + 1);
 }
 
