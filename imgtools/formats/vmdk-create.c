@@ -3,7 +3,8 @@
  * Creating VMDK images with qemu-img's options: subformat
  * (monolithicSparse, monolithicFlat, twoGbMaxExtentSparse,
  * twoGbMaxExtentFlat, streamOptimized), adapter_type, hwversion, compat6,
- * toolsversion, zeroed_grain.
+ * toolsversion, zeroed_grain, and backing_file/backing_fmt (-b/-F: a
+ * sparse child whose parentCID is the parent's CID).
  *
  * Sparse extents are laid out as qemu lays them out (header, embedded
  * descriptor, redundant GD and its tables, GD and its tables, all tables
@@ -50,6 +51,8 @@ struct vc_params {
 	bool zeroed_grain;
 	uint64_t sectors;
 	uint32_t cid;
+	const char *backing; /* the parent as the child names it, or NULL */
+	uint32_t parent_cid;
 };
 
 static int parse_options(struct vs_opts *opts, struct vc_params *p,
@@ -115,11 +118,24 @@ static int parse_options(struct vs_opts *opts, struct vc_params *p,
 					    "%s toolsversion='%s': expected a "
 					    "number",
 					    what, p->toolsversion);
-	if (vs_opts_get(opts, "backing_file"))
+	p->backing = vs_opts_get(opts, "backing_file");
+	v = vs_opts_get(opts, "backing_fmt");
+	if (v && strcmp(v, "vmdk"))
 		return vs_error_set(errp, ENOTSUP,
-				    "%s backing_file: VMDK parent chains are "
-				    "not supported",
-				    what);
+				    "%s backing_fmt='%s': a VMDK parent is a "
+				    "VMDK disk",
+				    what, v);
+	if (p->backing && p->sub != SUB_MONO_SPARSE && p->sub != SUB_2GB_SPARSE)
+		return vs_error_set(errp, ENOTSUP,
+				    "%s backing_file: a child disk must be "
+				    "monolithicSparse or twoGbMaxExtentSparse, "
+				    "not %s",
+				    what, sub_names[p->sub]);
+	if (p->backing && strchr(p->backing, '"'))
+		return vs_error_set(errp, EINVAL,
+				    "%s backing_file='%s': a descriptor cannot "
+				    "name a file with a double quote",
+				    what, p->backing);
 	return vs_opts_check_used(opts, errp);
 }
 
@@ -194,14 +210,20 @@ static int finish(int fd, const char *path, uint64_t size,
 static char *descriptor(const struct vc_params *p, const char *extents)
 {
 	unsigned heads = strcmp(p->adapter, "ide") ? 255 : 16;
+	autofree char *parent = NULL;
 	char *d;
 
+	if (p->backing ? asprintf(&parent, "parentFileNameHint=\"%s\"\n",
+				  p->backing) < 0
+		       : !(parent = strdup("")))
+		return NULL;
 	if (asprintf(&d,
 		     "# Disk DescriptorFile\n"
 		     "version=1\n"
 		     "CID=%08x\n"
-		     "parentCID=ffffffff\n"
+		     "parentCID=%08x\n"
 		     "createType=\"%s\"\n"
+		     "%s"
 		     "\n"
 		     "# Extent description\n"
 		     "%s"
@@ -215,9 +237,9 @@ static char *descriptor(const struct vc_params *p, const char *extents)
 		     "ddb.geometry.sectors = \"63\"\n"
 		     "ddb.adapterType = \"%s\"\n"
 		     "ddb.toolsVersion = \"%s\"\n",
-		     p->cid, sub_names[p->sub], extents, p->hwversion,
-		     p->sectors / (heads * 63u), heads, p->adapter,
-		     p->toolsversion) < 0)
+		     p->cid, p->parent_cid, sub_names[p->sub], parent, extents,
+		     p->hwversion, p->sectors / (heads * 63u), heads,
+		     p->adapter, p->toolsversion) < 0)
 		return NULL;
 	return d;
 }
@@ -487,6 +509,15 @@ int vmdk_create(const char *path, uint64_t size, const char *options,
 				   "large",
 				   path, size);
 		goto out;
+	}
+	p.parent_cid = UINT32_MAX;
+	if (p.backing) {
+		autofree char *bpath = vmdk_relative_path(path, p.backing);
+
+		ret = bpath ? vmdk_parent_cid(bpath, &p.parent_cid, errp)
+			    : vs_error_set(errp, ENOMEM, "out of memory");
+		if (ret < 0)
+			goto out;
 	}
 	if (getrandom(&p.cid, sizeof(p.cid), 0) != sizeof(p.cid))
 		p.cid = (uint32_t)getpid() ^ (uint32_t)size;

@@ -14,7 +14,9 @@
  * in crash-safe order: the data grains reach the disk first, then the
  * grain tables (and their redundant copies), then the GD entries of new
  * tables.  A crash leaves the image as of the last flush, plus grains
- * that nothing points to.
+ * that nothing points to.  With VBD_O_UNSAFE (convert's new, private
+ * target) the steps are not separated by fdatasync; a flush still ends
+ * with one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -525,6 +527,10 @@ out:
 	return ret;
 }
 
+/* Bytes read with a grain marker at once: most compressed grains fit,
+ * so one read fetches marker and data. */
+#define FIRST_READ (32u << 10)
+
 int vmdk_read_compressed(struct vmdk_sparse *sp, uint64_t rel, uint64_t host,
 			 uint8_t *buf, size_t n)
 {
@@ -532,36 +538,39 @@ int vmdk_read_compressed(struct vmdk_sparse *sp, uint64_t rel, uint64_t host,
 	uint64_t fsize = __atomic_load_n(&sp->file_size, __ATOMIC_ACQUIRE);
 	/* Deflate never grows data by more than a few bytes per 16 KiB:
 	 * twice the grain bounds any honest compressed grain. */
-	uint64_t cap = 2 * gs + VMDK_SECTOR, zlen, data = host;
+	uint64_t cap = 2 * gs + VMDK_SECTOR, zlen, head = 0;
 	uint64_t want = VS_MIN(gs, sp->h.capacity * VMDK_SECTOR - g * gs);
+	uint64_t first = VS_MIN(fsize - host, cap + VMDK_GRAIN_MARKER);
 	autofree uint8_t *z = NULL, *out = malloc(gs);
 	size_t got;
 	int ret;
 
-	if (!out)
+	if (sp->markers)
+		first = VS_MIN(first, (uint64_t)FIRST_READ);
+	z = malloc(cap + VMDK_GRAIN_MARKER);
+	if (!out || !z)
 		return -ENOMEM;
+	ret = vbd_pread(sp->file, host, z, first);
+	if (ret < 0)
+		return ret;
 	if (sp->markers) {
-		uint8_t m[VMDK_GRAIN_MARKER];
 		uint64_t lba;
 
-		if (fsize - host < VMDK_GRAIN_MARKER)
+		if (first < VMDK_GRAIN_MARKER)
 			return bad_gte(
 				sp, g, (uint32_t)(host / VMDK_SECTOR),
 				"points to a grain marker cut by the end "
 				"of the file");
-		ret = vbd_pread(sp->file, host, m, sizeof(m));
-		if (ret < 0)
-			return ret;
-		lba = vmdk_le64(m);
-		zlen = vmdk_le32(m + 8);
-		data = host + VMDK_GRAIN_MARKER;
-		if (zlen == 0 || zlen > cap || zlen > fsize - data) {
+		lba = vmdk_le64(z);
+		zlen = vmdk_le32(z + 8);
+		head = VMDK_GRAIN_MARKER;
+		if (zlen == 0 || zlen > cap || zlen > fsize - host - head) {
 			vs_log(VS_LOG_ERROR, "vmdk",
 			       "%s: grain marker at offset 0x%" PRIx64
 			       " (grain %" PRIu64 ") has a bad size %" PRIu64
 			       " (1 to %" PRIu64 ", inside the file)",
 			       sp->path, host, g, zlen,
-			       VS_MIN(cap, fsize - data));
+			       VS_MIN(cap, fsize - host - head));
 			return -EIO;
 		}
 		if (lba != g * sp->h.grain_sectors) {
@@ -573,16 +582,17 @@ int vmdk_read_compressed(struct vmdk_sparse *sp, uint64_t rel, uint64_t host,
 			       sp->path, host, lba, g, g * sp->h.grain_sectors);
 			return -EIO;
 		}
+		/* A grain larger than the first read: the rest of it. */
+		if (head + zlen > first) {
+			ret = vbd_pread(sp->file, host + first, z + first,
+					head + zlen - first);
+			if (ret < 0)
+				return ret;
+		}
 	} else {
-		zlen = VS_MIN(cap, fsize - host);
+		zlen = first;
 	}
-	z = malloc(zlen);
-	if (!z)
-		return -ENOMEM;
-	ret = vbd_pread(sp->file, data, z, zlen);
-	if (ret < 0)
-		return ret;
-	ret = vmdk_inflate(z, zlen, out, gs, &got);
+	ret = vmdk_inflate(z + head, zlen, out, gs, &got);
 	if (ret < 0 || got < want) {
 		vs_log(VS_LOG_ERROR, "vmdk",
 		       "%s: compressed grain at offset 0x%" PRIx64
@@ -629,8 +639,10 @@ static int flush_locked(struct vmdk_sparse *sp)
 				      : vbd_flush(sp->file);
 	for (uint32_t i = 0; i < sp->gd_entries && !any; i++)
 		any = sp->gt_dirty[i];
-	ret = vbd_flush(sp->file); /* the grains first */
-	if (ret < 0 || !any)
+	if (!any)
+		return vbd_flush(sp->file);
+	ret = sp->unsafe ? 0 : vbd_flush(sp->file); /* the grains first */
+	if (ret < 0)
 		return ret;
 	raw = calloc(1, sp->gt_span);
 	if (!raw)
@@ -639,14 +651,16 @@ static int flush_locked(struct vmdk_sparse *sp)
 		if (!sp->gt_dirty[i] || !sp->gt[i])
 			continue;
 		encode_table(sp->gt[i], sp->h.num_gtes, raw);
+		/* Only the table's bytes: tables of fewer than 128
+		 * entries may share a sector. */
 		ret = vmdk_file_pwrite(sp, (uint64_t)sp->gd[i] * VMDK_SECTOR,
-				       raw, sp->gt_span);
+				       raw, sp->gt_bytes);
 		if (ret == 0 && sp->rgd && sp->rgd[i])
 			ret = vmdk_file_pwrite(
 				sp, (uint64_t)sp->rgd[i] * VMDK_SECTOR, raw,
-				sp->gt_span);
+				sp->gt_bytes);
 	}
-	if (ret == 0)
+	if (ret == 0 && (!sp->unsafe || !sp->gd_dirty))
 		ret = vbd_flush(sp->file);
 	if (ret < 0)
 		return ret;

@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -25,11 +27,73 @@
 #include "../../common/log.h"
 #include "vmdk.h"
 
+/*
+ * One deflate and one inflate stream per thread, reset for each grain:
+ * setting one up allocates some 300 KiB, which costs more than
+ * compressing a grain when done per call.  They are freed when their
+ * thread ends.
+ */
+static pthread_key_t zkey[2];
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+static bool zkeys_ok;
+
+static void free_deflate(void *p)
+{
+	deflateEnd(p);
+	free(p);
+}
+
+static void free_inflate(void *p)
+{
+	inflateEnd(p);
+	free(p);
+}
+
+static void zkeys_init(void)
+{
+	zkeys_ok = pthread_key_create(&zkey[0], free_deflate) == 0 &&
+		   pthread_key_create(&zkey[1], free_inflate) == 0;
+}
+
+/* This thread's stream (`inflating` picks which), reset; NULL on
+ * failure.  *owned says the caller must free it (no thread key). */
+static z_stream *zstream(bool inflating, bool *owned)
+{
+	z_stream *z;
+
+	pthread_once(&zonce, zkeys_init);
+	*owned = !zkeys_ok;
+	z = zkeys_ok ? pthread_getspecific(zkey[inflating]) : NULL;
+	if (z) {
+		if ((inflating ? inflateReset(z) : deflateReset(z)) == Z_OK)
+			return z;
+		return NULL;
+	}
+	z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	if ((inflating ? inflateInit(z)
+		       : deflateInit(z, Z_DEFAULT_COMPRESSION)) != Z_OK) {
+		free(z);
+		return NULL;
+	}
+	if (zkeys_ok && pthread_setspecific(zkey[inflating], z) != 0)
+		*owned = true;
+	return z;
+}
+
+static void zdone(z_stream *z, bool inflating, bool owned)
+{
+	if (owned)
+		(inflating ? free_inflate : free_deflate)(z);
+}
+
 int vmdk_deflate(const void *in, size_t len, size_t grain, void *out,
 		 size_t out_cap, size_t *out_len)
 {
 	autofree uint8_t *pad = NULL;
-	z_stream z = {0};
+	bool owned;
+	z_stream *z;
 	int r;
 
 	/* The disk's last grain may be short: it is stored whole. */
@@ -41,33 +105,35 @@ int vmdk_deflate(const void *in, size_t len, size_t grain, void *out,
 		in = pad;
 		len = grain;
 	}
-	if (deflateInit(&z, Z_DEFAULT_COMPRESSION) != Z_OK)
+	z = zstream(false, &owned);
+	if (!z)
 		return -ENOMEM;
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)len;
-	z.next_out = out;
-	z.avail_out = (uInt)VS_MIN(out_cap, (size_t)UINT32_MAX);
-	r = deflate(&z, Z_FINISH);
-	*out_len = z.total_out;
-	deflateEnd(&z);
+	z->next_in = (Bytef *)in;
+	z->avail_in = (uInt)len;
+	z->next_out = out;
+	z->avail_out = (uInt)VS_MIN(out_cap, (size_t)UINT32_MAX);
+	r = deflate(z, Z_FINISH);
+	*out_len = z->total_out;
+	zdone(z, false, owned);
 	return r == Z_STREAM_END ? 0 : -ENOSPC;
 }
 
 int vmdk_inflate(const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 		 size_t *out_len)
 {
-	z_stream z = {0};
+	bool owned;
+	z_stream *z = zstream(true, &owned);
 	int r;
 
-	if (inflateInit(&z) != Z_OK)
+	if (!z)
 		return -ENOMEM;
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)VS_MIN(len, (size_t)UINT32_MAX);
-	z.next_out = out;
-	z.avail_out = (uInt)cap;
-	r = inflate(&z, Z_FINISH);
-	*out_len = z.total_out;
-	inflateEnd(&z);
+	z->next_in = (Bytef *)in;
+	z->avail_in = (uInt)VS_MIN(len, (size_t)UINT32_MAX);
+	z->next_out = out;
+	z->avail_out = (uInt)cap;
+	r = inflate(z, Z_FINISH);
+	*out_len = z->total_out;
+	zdone(z, true, owned);
 	/* The stream must end inside the grain: more data than a grain is
 	 * as corrupt as a stream cut short. */
 	return r == Z_STREAM_END ? 0 : -EIO;

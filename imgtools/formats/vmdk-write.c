@@ -29,16 +29,32 @@ static int written_twice(struct vmdk_sparse *sp, uint64_t g)
 	return -ENOTSUP;
 }
 
-/* A whole grain, zeros around `n` bytes of the list at `in`. */
-static uint8_t *grain_buffer(struct vmdk_sparse *sp, uint64_t in,
-			     const struct iovec *iov, int iovcnt, size_t skip,
-			     size_t n)
+/*
+ * A whole grain for grain `g`, `n` bytes of the list at `in`: around
+ * them what the grain read before, the parent's bytes for an
+ * unallocated grain of a child, else zeros.
+ */
+static int grain_buffer(struct vmdk_sparse *sp, uint64_t g, uint32_t gte,
+			uint64_t in, const struct iovec *iov, int iovcnt,
+			size_t skip, size_t n, uint8_t **out)
 {
-	uint8_t *g = calloc(1, sp->grain_size);
+	uint8_t *buf = calloc(1, sp->grain_size);
+	int ret;
 
-	if (g)
-		vs_iov_to_buf(iov, iovcnt, skip, g + in, n);
-	return g;
+	if (!buf)
+		return -ENOMEM;
+	if (gte == 0 && sp->parent && n < sp->grain_size) {
+		ret = vmdk_parent_fill(sp->parent,
+				       sp->vstart + g * sp->grain_size, buf,
+				       sp->grain_size);
+		if (ret < 0) {
+			free(buf);
+			return ret;
+		}
+	}
+	vs_iov_to_buf(iov, iovcnt, skip, buf + in, n);
+	*out = buf;
+	return 0;
 }
 
 /* Store a new grain (under sp->lock). */
@@ -114,9 +130,9 @@ static int write_grain(struct vmdk_sparse *sp, uint64_t rel,
 				      : write_in_place(sp, gte, in, iov, iovcnt,
 						       skip, n);
 	/* A new grain: built (and deflated) outside the lock. */
-	buf = grain_buffer(sp, in, iov, iovcnt, skip, n);
-	if (!buf)
-		return -ENOMEM;
+	ret = grain_buffer(sp, g, gte, in, iov, iovcnt, skip, n, &buf);
+	if (ret < 0)
+		return ret;
 	if (sp->compressed) {
 		z = malloc(zcap);
 		if (!z)
@@ -129,7 +145,8 @@ static int write_grain(struct vmdk_sparse *sp, uint64_t rel,
 	pthread_mutex_lock(&sp->lock);
 	ret = vmdk_gte_get(sp, g, &gte);
 	if (ret == 0 && gte > VMDK_GTE_ZEROED) {
-		/* Another writer allocated it meanwhile. */
+		/* Another writer allocated it meanwhile (its fill from
+		 * the parent is stale: write in place). */
 		pthread_mutex_unlock(&sp->lock);
 		return sp->compressed ? written_twice(sp, g)
 				      : write_in_place(sp, gte, in, iov, iovcnt,
@@ -219,10 +236,30 @@ int vmdk_flush(struct vbd *vbd)
 	return ret;
 }
 
+/* Zeros through the write path: grains of a child that would show its
+ * parent. */
+static int write_zero_data(struct vmdk_sparse *sp, uint64_t rel, uint64_t len)
+{
+	size_t chunk = (size_t)VS_MIN(len, (uint64_t)(1u << 20));
+	autofree uint8_t *zeros = calloc(1, chunk);
+	int ret = 0;
+
+	if (!zeros)
+		return -ENOMEM;
+	for (uint64_t done = 0; done < len && ret == 0;) {
+		size_t n = (size_t)VS_MIN(len - done, (uint64_t)chunk);
+		struct iovec iov = {.iov_base = zeros, .iov_len = n};
+
+		ret = write_sparse(sp, rel + done, &iov, 1, 0, n);
+		done += n;
+	}
+	return ret;
+}
+
 /*
- * Zeroes: grains that are unallocated or zeroed already read as zeros
- * (no parent), so only allocated ones are written; ZERO extents are
- * zeros; flat extents pass the request down.
+ * Zeroes: grains that are zeroed, or unallocated without a parent,
+ * already read as zeros, so only the others are written; ZERO extents
+ * are zeros; flat extents pass the request down.
  */
 int vmdk_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 		      unsigned flags)
@@ -255,6 +292,8 @@ int vmdk_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 			else if (r.type == VMDK_G_COMPRESSED)
 				ret = written_twice(e->sp,
 						    rel / e->sp->grain_size);
+			else if (r.type == VMDK_G_UNALLOC && e->sp->parent)
+				ret = write_zero_data(e->sp, rel, n);
 			break;
 		}
 		done += n;

@@ -50,19 +50,6 @@ static bool known_type(const char *t)
 	return false;
 }
 
-/* Relative extent names are relative to the descriptor's directory. */
-static char *extent_path(const char *desc, const char *name)
-{
-	const char *slash = strrchr(desc, '/');
-	char *p;
-
-	if (name[0] == '/' || !slash)
-		return strdup(name);
-	if (asprintf(&p, "%.*s/%s", (int)(slash - desc), desc, name) < 0)
-		return NULL;
-	return p;
-}
-
 static bool same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
@@ -322,7 +309,7 @@ static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
 	e->size = x->sectors * VMDK_SECTOR;
 	if (x->type == VMDK_EXT_ZERO)
 		return 0;
-	e->path = extent_path(vbd->filename, x->file);
+	e->path = vmdk_relative_path(vbd->filename, x->file);
 	if (!e->path)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	if (same_file(e->path, vbd->filename)) {
@@ -381,6 +368,7 @@ static void vmdk_free(struct vmdk *s)
 	}
 	free(s->ext);
 	vmdk_desc_free(&s->desc);
+	vbd_close(s->parent);
 	vbd_close(s->file);
 	free(s);
 }
@@ -393,15 +381,6 @@ static int check_desc(struct vbd *vbd, struct vmdk *s, struct vs_error **errp)
 		return vs_error_set(errp, ENOTSUP,
 				    "%s: createType \"%.64s\" is not supported",
 				    vbd->filename, d->create_type);
-	if (d->parent_hint || d->parent_cid != UINT32_MAX)
-		return vs_error_set(errp, ENOTSUP,
-				    "%s: the disk has a parent (%s%.256s%s): "
-				    "VMDK parent chains are not supported",
-				    vbd->filename,
-				    d->parent_hint ? "parentFileNameHint \""
-						   : "parentCID ",
-				    d->parent_hint ? d->parent_hint : "set",
-				    d->parent_hint ? "\"" : "");
 	return 0;
 }
 
@@ -435,12 +414,30 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 	s->writable = !vbd->readonly;
 	ret = vbd_open_file(vbd->filename, file_driver, file_flags(vbd),
 			    &s->file, errp);
-	if (ret == 0)
-		ret = read_descriptor(s, errp);
+	if (ret < 0) {
+		free(s);
+		return ret;
+	}
+	/* On the chain while its parents open, so that a loop shows. */
+	ret = vmdk_chain_push(vbd, errp);
+	if (ret < 0) {
+		vmdk_free(s);
+		return ret;
+	}
+	ret = read_descriptor(s, errp);
 	if (ret == 0)
 		ret = check_desc(vbd, s, errp);
 	if (ret == 0)
 		ret = open_extents(vbd, s, errp);
+	if (ret == 0 && !(vbd->flags & VBD_O_NO_BACKING) &&
+	    (s->desc.parent_hint || s->desc.parent_cid != UINT32_MAX))
+		ret = vmdk_parent_open(vbd, s, errp);
+	/* A private new image (convert's target) needs no ordering
+	 * between the steps of a table write-back. */
+	for (unsigned i = 0; ret == 0 && i < s->next; i++)
+		if (s->ext[i].sp)
+			s->ext[i].sp->unsafe = vbd->flags & VBD_O_UNSAFE;
+	vmdk_chain_pop();
 	if (ret < 0) {
 		vmdk_free(s);
 		return ret;
@@ -519,6 +516,14 @@ static int read_sparse(struct vmdk_sparse *sp, uint64_t rel,
 		n = (size_t)r.len;
 		switch (r.type) {
 		case VMDK_G_UNALLOC:
+			/* A child shows its parent; other disks zeros. */
+			if (sp->parent)
+				ret = vmdk_parent_read(
+					sp->parent, sp->vstart + rel + done,
+					iov, iovcnt, skip + done, n, part);
+			else
+				vs_iov_memset(iov, iovcnt, skip + done, 0, n);
+			break;
 		case VMDK_G_ZERO:
 			vs_iov_memset(iov, iovcnt, skip + done, 0, n);
 			break;
@@ -600,6 +605,22 @@ static int flat_status(struct vmdk_extent *e, uint64_t rel,
 	return 0;
 }
 
+/* An unallocated run of a child: what its parent says, one level down. */
+static int parent_status(struct vbd *parent, uint64_t offset, uint64_t len,
+			 struct vbd_extent *ext)
+{
+	uint64_t psize = vbd_size(parent);
+	int ret;
+
+	ext->depth = 1;
+	if (offset >= psize)
+		return 0; /* past a smaller parent: zeros */
+	ret = vbd_block_status(parent, offset, VS_MIN(len, psize - offset),
+			       ext);
+	ext->depth++;
+	return ret;
+}
+
 static int vmdk_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 			     struct vbd_extent *ext)
 {
@@ -623,7 +644,11 @@ static int vmdk_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 		return ret;
 	ext->length = r.len;
 	switch (r.type) {
-	case VMDK_G_UNALLOC: ext->flags = VBD_STATUS_ZERO; break;
+	case VMDK_G_UNALLOC:
+		ext->flags = VBD_STATUS_ZERO;
+		if (s->parent)
+			return parent_status(s->parent, offset, r.len, ext);
+		break;
 	case VMDK_G_ZERO:
 		ext->flags = VBD_STATUS_ZERO | VBD_STATUS_ALLOCATED;
 		break;
@@ -681,6 +706,10 @@ static int vmdk_get_info(struct vbd *vbd, struct vbd_info *info,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	}
 	info->cluster_size = vbd->cluster_size;
+	if (s->desc.parent_hint) {
+		info->backing_file = s->desc.parent_hint;
+		info->backing_format = "vmdk";
+	}
 	add(o, "cid", json_object_new_int64(s->desc.cid));
 	add(o, "parent-cid", json_object_new_int64(s->desc.parent_cid));
 	add(o, "create-type", json_object_new_string(s->desc.create_type));
@@ -750,4 +779,5 @@ const struct vbd_driver vbd_driver_vmdk = {
 	.pwrite_compressed = vmdk_pwrite_compressed,
 	.block_status = vmdk_block_status,
 	.get_info = vmdk_get_info,
+	.check = vmdk_check,
 };

@@ -58,6 +58,7 @@
 #define VMDK_MAX_DESC	       (1u << 20)
 #define VMDK_MAX_EXTENTS       16384u
 #define VMDK_MAX_CAPACITY      (1ull << 50) /* sectors: 512 PiB */
+#define VMDK_MAX_CHAIN	       256	    /* parents */
 /* Grain tables kept in memory at once before the cache starts over. */
 #define VMDK_GT_CACHE_BYTES (64u << 20)
 
@@ -147,7 +148,10 @@ struct vmdk_sparse {
 	uint64_t file_size; /* bytes in the file */
 	uint64_t next;	    /* where the next grain goes (bytes) */
 	bool writable;
-	bool tail_dirty; /* at_end: grains since the tables were written */
+	bool tail_dirty;    /* at_end: grains since the tables were written */
+	bool unsafe;	    /* VBD_O_UNSAFE: no fdatasync between steps */
+	struct vbd *parent; /* the disk's parent (borrowed), NULL if none */
+	uint64_t vstart;    /* the extent's first virtual byte */
 };
 
 /* One extent of the disk. */
@@ -169,6 +173,7 @@ struct vmdk {
 	unsigned next;
 	const char *filename;
 	bool writable;
+	struct vbd *parent; /* opened from parentFileNameHint, or NULL */
 };
 
 /* vmdk-sparse.c */
@@ -238,6 +243,24 @@ int vmdk_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 			   size_t len);
 /* The extent holding virtual byte `off`. */
 struct vmdk_extent *vmdk_find_extent(struct vmdk *s, uint64_t off);
+
+/* vmdk-parent.c */
+int vmdk_chain_push(struct vbd *vbd, struct vs_error **errp);
+void vmdk_chain_pop(void);
+/* `name` relative to the directory of `base` (absolute names as is). */
+char *vmdk_relative_path(const char *base, const char *name);
+int vmdk_parent_open(struct vbd *vbd, struct vmdk *s, struct vs_error **errp);
+/* Read `n` bytes of the parent at `pos` into the list from `skip` on
+ * (zeros past its end); `part` has room for iovcnt entries. */
+int vmdk_parent_read(struct vbd *parent, uint64_t pos, const struct iovec *iov,
+		     int iovcnt, size_t skip, size_t n, struct iovec *part);
+int vmdk_parent_fill(struct vbd *parent, uint64_t pos, uint8_t *buf, size_t n);
+/* The CID of the VMDK disk at `path`, for a child's parentCID. */
+int vmdk_parent_cid(const char *path, uint32_t *cid, struct vs_error **errp);
+
+/* vmdk-check.c */
+int vmdk_check(struct vbd *vbd, unsigned fix, struct vbd_check *res,
+	       struct vs_error **errp);
 
 /* vmdk-create.c */
 int vmdk_create(const char *path, uint64_t size, const char *options,

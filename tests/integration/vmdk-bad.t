@@ -13,6 +13,8 @@
 #     and the problem, or succeeds when the damage is in a table entry
 #     or a grain that info does not read;
 #   - reading the whole disk fails with such an error;
+#   - `vstor img check` ends by itself, whatever it finds (run with the
+#     ASan build only, when there is one);
 #
 # and nothing dies of a signal.  Every case runs with build/vstor and
 # with the ASan/UBSan build beside it, where no sanitizer report may show.
@@ -42,8 +44,9 @@ python3 "$TOP/tests/tools/vmdk-bad.py" "$T/img" "$T/mono.vmdk" \
 	"$T/stream.vmdk" >"$T/cases" || die "tests/tools/vmdk-bad.py"
 ncases=$(wc -l <"$T/cases")
 [ "$ncases" -ge 12 ] || die "only $ncases cases"
-POINTS=4 # per case and build
-plan $((ncases * POINTS * 2 + 2))
+POINTS=4 # per case and build, and `img check` once per case (with ASan
+# when there is an ASan build)
+plan $((ncases * POINTS * 2 + ncases + 2))
 
 # The base images are sound: a case fails for its damage only.
 run_ok "the base monolithicSparse image reads" \
@@ -76,6 +79,22 @@ expect() {
 	fi
 }
 
+# survives NAME CMD...: one point, CMD ends by itself (any exit status
+# below 128) without a sanitizer report.
+survives() {
+	local name=$1
+	shift
+	run "$@"
+	if [[ $err =~ $SANITIZER ]]; then
+		not_ok "$name: no sanitizer report" "command: $*" \
+			"$(grep -E -A12 "$SANITIZER" <<<"$err" | head -25)"
+	elif [ "$rc" -lt 128 ]; then
+		ok "$name: ends cleanly (exit $rc)"
+	else
+		not_ok "$name: killed by a signal (exit $rc)" "command: $*"
+	fi
+}
+
 one_pass() {
 	local label=$1 vstor=$2 vbdio=$3
 	local name file info info_re read read_re
@@ -85,11 +104,19 @@ one_pass() {
 			"$vstor" img info -f vmdk "$file"
 		expect "$label $name: read" "$read" "$read_re" "$file" \
 			"$vbdio" -f vmdk --readonly "$file" dump /dev/null
+		[ "$label" != "$CHECK_PASS" ] ||
+			survives "$label $name: check" "$vstor" img check \
+				-f vmdk "$file"
 	done <"$T/cases"
 }
 
-one_pass plain "$VSTOR" "$VBD_IO"
 if [ -x "$ASAN_VSTOR" ] && [ -x "$ASAN_VBD_IO" ]; then
+	CHECK_PASS=asan
+else
+	CHECK_PASS=plain
+fi
+one_pass plain "$VSTOR" "$VBD_IO"
+if [ "$CHECK_PASS" = asan ]; then
 	one_pass asan "$ASAN_VSTOR" "$ASAN_VBD_IO"
 else
 	skip $((ncases * POINTS)) "no ASan build ($ASAN_VSTOR, $ASAN_VBD_IO): make BUILD=build/asan SANITIZE=address,undefined build/asan/vstor tools"

@@ -246,7 +246,16 @@ def main():
     text_case("desc-parent",
               desc('RW 2048 FLAT "data-flat.bin" 0',
                    extra='parentFileNameHint="base.vmdk"'),
-              "parentFileNameHint \"base.vmdk\".*not supported")
+              "cannot open its parent: .*base.vmdk: cannot open")
+    text_case("desc-parent-cid-only",
+              desc('RW 2048 FLAT "data-flat.bin" 0').replace(
+                  "parentCID=ffffffff", "parentCID=0badcafe"),
+              "parentCID is 0badcafe but the descriptor names no "
+              "parentFileNameHint")
+    text_case("desc-parent-self",
+              desc('RW 2048 FLAT "data-flat.bin" 0',
+                   extra='parentFileNameHint="desc-parent-self.vmdk"'),
+              "the parent chain loops back to this disk")
     text_case("desc-garbage", desc('RW 2048 FLAT "data-flat.bin" 0')
               + "\x01\x02binary\n", "control character 0x01")
     text_case("desc-sparse-not-sparse",
