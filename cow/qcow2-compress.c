@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -23,6 +25,16 @@
 /* QEMU inflates with a 4 KiB window: deflate no wider, or it could
  * not read what is written here. */
 #define ZLIB_WINDOW_BITS 12
+
+/*
+ * Level 4 with memLevel 8 rather than QEMU's 6 and 9: measured on a
+ * file system of /usr/share in 64 KiB clusters, about twice as fast for
+ * under 1% more output.  With a 4 KiB window, a longer match search
+ * (level 6) finds little more, and memLevel 9's hash table, cleared for
+ * every cluster, costs more to clear than it saves.
+ */
+#define ZLIB_LEVEL     4
+#define ZLIB_MEM_LEVEL 8
 
 static int inflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
 			size_t dlen)
@@ -78,30 +90,99 @@ int qcow2_decompress(const struct qcow2 *s, const uint8_t *src, size_t slen,
 		       : inflate_zlib(src, slen, dst, dlen);
 }
 
+/*
+ * Compression contexts, one set per thread and kept for the thread's
+ * life: setting one up (allocating and clearing its tables) costs a good
+ * part of compressing a 64 KiB cluster, and convert compresses on the
+ * same few worker threads cluster after cluster.  A thread's contexts
+ * are freed when it exits.
+ */
+struct comp_ctx {
+	z_stream z;
+	bool z_ready;
+	ZSTD_CCtx *zstd;
+};
+
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static bool ctx_key_ok;
+
+static void ctx_free(void *p)
+{
+	struct comp_ctx *c = p;
+
+	if (c->z_ready)
+		deflateEnd(&c->z);
+	ZSTD_freeCCtx(c->zstd);
+	free(c);
+}
+
+static void ctx_key_init(void)
+{
+	ctx_key_ok = pthread_key_create(&ctx_key, ctx_free) == 0;
+}
+
+/* This thread's contexts, NULL if memory is short (the caller then
+ * makes throwaway ones). */
+static struct comp_ctx *thread_ctx(void)
+{
+	struct comp_ctx *c;
+
+	pthread_once(&ctx_once, ctx_key_init);
+	if (!ctx_key_ok)
+		return NULL;
+	c = pthread_getspecific(ctx_key);
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c && pthread_setspecific(ctx_key, c)) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 static int deflate_zlib(const uint8_t *src, size_t slen, uint8_t *dst,
 			size_t cap, size_t *out)
 {
-	z_stream z = {0};
+	struct comp_ctx *c = thread_ctx();
+	z_stream local = {0}, *z = c ? &c->z : &local;
 	int r;
 
-	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-			 -ZLIB_WINDOW_BITS, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -ENOMEM;
-	z.next_in = (Bytef *)src;
-	z.avail_in = (uInt)slen;
-	z.next_out = dst;
-	z.avail_out = (uInt)cap;
-	r = deflate(&z, Z_FINISH);
-	*out = cap - z.avail_out;
-	deflateEnd(&z);
+	if (c && c->z_ready) {
+		if (deflateReset(z) != Z_OK)
+			return -ENOMEM;
+	} else {
+		if (deflateInit2(z, ZLIB_LEVEL, Z_DEFLATED, -ZLIB_WINDOW_BITS,
+				 ZLIB_MEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		if (c)
+			c->z_ready = true;
+	}
+	z->next_in = (Bytef *)src;
+	z->avail_in = (uInt)slen;
+	z->next_out = dst;
+	z->avail_out = (uInt)cap;
+	r = deflate(z, Z_FINISH);
+	*out = cap - z->avail_out;
+	if (!c)
+		deflateEnd(z);
 	return r == Z_STREAM_END ? 0 : -ENOSPC;
 }
 
 static int deflate_zstd(const uint8_t *src, size_t slen, uint8_t *dst,
 			size_t cap, size_t *out)
 {
-	size_t r = ZSTD_compress(dst, cap, src, slen, ZSTD_CLEVEL_DEFAULT);
+	struct comp_ctx *c = thread_ctx();
+	size_t r;
 
+	if (c && !c->zstd)
+		c->zstd = ZSTD_createCCtx();
+	if (c && c->zstd)
+		r = ZSTD_compressCCtx(c->zstd, dst, cap, src, slen,
+				      ZSTD_CLEVEL_DEFAULT);
+	else
+		r = ZSTD_compress(dst, cap, src, slen, ZSTD_CLEVEL_DEFAULT);
 	if (ZSTD_isError(r))
 		return -ENOSPC;
 	*out = r;

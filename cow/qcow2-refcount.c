@@ -336,7 +336,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 	if (ret < 0)
 		return ret;
 	if (n == 0) {
-		ret = vbd_flush(s->file);
+		ret = qcow2_order(s);
 		for (uint64_t i = 0; i < nnew && ret == 0; i++) {
 			uint64_t t = newent[i] >> 32;
 			uint64_t be = htobe64(
@@ -349,7 +349,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 				s->rt[t] = be64toh(be);
 		}
 		if (ret == 0)
-			ret = vbd_flush(s->file);
+			ret = qcow2_order(s);
 		__atomic_store_n(&s->alloc_end, e * csize, __ATOMIC_RELEASE);
 		return ret;
 	}
@@ -369,7 +369,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 		nt[i] = htobe64(nt[i]);
 	ret = qcow2_file_pwrite(s, toff, nt, nsize * 8);
 	if (ret == 0)
-		ret = vbd_flush(s->file);
+		ret = qcow2_order(s);
 	if (ret < 0)
 		return ret;
 	for (int i = 0; i < 8; i++)
@@ -378,7 +378,7 @@ static int grow(struct qcow2 *s, uint64_t start)
 		hdr[8 + i] = (uint8_t)(n >> (24 - 8 * i));
 	ret = qcow2_file_pwrite(s, 48, hdr, sizeof(hdr));
 	if (ret == 0)
-		ret = vbd_flush(s->file);
+		ret = qcow2_order(s);
 	if (ret < 0)
 		return ret;
 	uint64_t old_off = s->m.h.refcount_table_offset;

@@ -68,6 +68,7 @@ int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 	    pthread_rwlock_init(&s->inplace_lock, NULL))
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->writable = true;
+	s->unsafe = vbd->flags & VBD_O_UNSAFE;
 	/* For check -r: the refcount structures may be broken; the
 	 * check loads what it can itself. */
 	if (vbd->flags & VBD_O_REPAIR)
@@ -110,6 +111,8 @@ void qcow2_close_write(struct vbd *vbd, struct qcow2 *s)
 	if (!s->writable)
 		return;
 	ret = qcow2_meta_flush(s);
+	if (ret == 0 && s->unsafe)
+		ret = vbd_flush(s->file);
 	/* A failed flush or a corrupt image keeps the dirty bit: check
 	 * will have to look at it. */
 	if (ret == 0 && s->lazy &&
@@ -128,6 +131,9 @@ int qcow2_flush(struct vbd *vbd)
 
 	pthread_mutex_lock(&s->w_lock);
 	ret = qcow2_meta_flush(s);
+	/* Unordered write-back synced nothing: this is the one sync. */
+	if (ret == 0 && s->unsafe)
+		ret = vbd_flush(s->file);
 	pthread_mutex_unlock(&s->w_lock);
 	return ret;
 }
@@ -391,12 +397,85 @@ static int write_cluster(struct vbd *vbd, struct qcow2 *s, uint64_t pos,
 	return ret;
 }
 
+/*
+ * Whole clusters that were empty, given fresh host clusters that follow
+ * each other (a sequential write to a new image: convert), are written
+ * with one request; their L2 entries are set once the data is written,
+ * so no table ever points at a cluster still waiting for its data.
+ */
+struct fresh_run {
+	uint64_t pos;  /* guest offset of the first cluster */
+	uint64_t host; /* where it goes */
+	uint64_t len;  /* bytes so far, 0 for none */
+	size_t skip;   /* where its data starts in the request */
+};
+
+static int fresh_flush(struct qcow2 *s, struct fresh_run *r,
+		       const struct iovec *iov, int iovcnt, struct iovec *part)
+{
+	uint64_t cs = s->cluster_size;
+	int cnt, ret = 0;
+
+	if (!r->len)
+		return 0;
+	cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, r->skip, (size_t)r->len);
+	ret = cnt < 0 ? -EIO : qcow2_file_pwritev(s, r->host, part, cnt);
+	for (uint64_t o = 0; o < r->len && ret == 0; o += cs) {
+		struct qcow2_l2e le = {.e = (r->host + o) | QCOW2_L2E_COPIED};
+		uint64_t l2off;
+
+		ret = l2_for_write(s, r->pos + o, &l2off);
+		if (ret == 0)
+			ret = qcow2_l2_set(s, l2off,
+					   qcow2_l2_index(s, r->pos + o), &le);
+	}
+	r->len = 0;
+	return ret;
+}
+
+/*
+ * The whole cluster at `pos` is empty (nothing to copy, check or
+ * release): give it a fresh cluster and add it to the run, or start a
+ * new run.  1 when the cluster is not empty (the caller writes it the
+ * ordinary way).
+ */
+static int fresh_add(struct qcow2 *s, struct fresh_run *r, uint64_t pos,
+		     size_t skip, const struct iovec *iov, int iovcnt,
+		     struct iovec *part)
+{
+	uint64_t cs = s->cluster_size, l2off, host;
+	struct qcow2_l2e le;
+	int ret;
+
+	if (s->l2_words != 1)
+		return 1;
+	ret = l2_for_write(s, pos, &l2off);
+	if (ret == 0)
+		ret = qcow2_l2_get(s, l2off, qcow2_l2_index(s, pos), &le);
+	if (ret < 0)
+		return ret;
+	if (le.e)
+		return 1;
+	ret = new_cluster(s, &host);
+	if (ret < 0)
+		return ret;
+	if (r->len && host == r->host + r->len && pos == r->pos + r->len) {
+		r->len += cs;
+		return 0;
+	}
+	ret = fresh_flush(s, r, iov, iovcnt, part);
+	*r = (struct fresh_run){
+		.pos = pos, .host = host, .len = cs, .skip = skip};
+	return ret;
+}
+
 static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 			const struct iovec *iov, int iovcnt)
 {
 	uint64_t cs = s->cluster_size;
 	size_t len = vs_iov_size(iov, iovcnt), done = 0;
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
+	struct fresh_run run = {0};
 	int ret = 0;
 
 	if (!part)
@@ -406,11 +485,22 @@ static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 		uint64_t m =
 			VS_MIN((uint64_t)(len - done), cs - (pos & (cs - 1)));
 
-		ret = write_cluster(vbd, s, pos, m, iov, iovcnt, done, part);
+		ret = m == cs ? fresh_add(s, &run, pos, done, iov, iovcnt, part)
+			      : 1;
+		if (ret > 0) {
+			ret = fresh_flush(s, &run, iov, iovcnt, part);
+			if (ret == 0)
+				ret = write_cluster(vbd, s, pos, m, iov, iovcnt,
+						    done, part);
+		}
+		/* A run's clusters are counted but not yet in any table:
+		 * writing metadata back now can at most leak them. */
 		if (ret == 0)
 			ret = qcow2_meta_maybe_flush(s);
 		done += m;
 	}
+	if (ret == 0)
+		ret = fresh_flush(s, &run, iov, iovcnt, part);
 	return ret;
 }
 

@@ -8,6 +8,7 @@
  * VMDK appended in order), as qemu-img lays it out.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,28 @@ static void item_done(struct cv *cv, const struct cv_item *it)
 	pthread_mutex_unlock(&cv->lock);
 }
 
+/* Bytes written between two pushes of the page cache to the disk. */
+#define KICK_EVERY (64ull << 20)
+
+/*
+ * Start the writeback of what the target's file holds dirty, without
+ * waiting for it (the final flush waits).  Best effort: a failure only
+ * leaves more for the final flush, which reports errors.
+ */
+static void kick_writeback(struct cv *cv, const struct cv_item *it)
+{
+	uint64_t n;
+
+	if (cv->kick_fd < 0 || it->st == CV_BACKING ||
+	    (it->st == CV_ZERO && cv->zero_init))
+		return;
+	n = __atomic_add_fetch(&cv->unkicked, it->len, __ATOMIC_RELAXED);
+	if (n < KICK_EVERY)
+		return;
+	__atomic_fetch_sub(&cv->unkicked, n, __ATOMIC_RELAXED);
+	sync_file_range(cv->kick_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static void *worker(void *arg)
 {
 	struct wk *w = arg;
@@ -266,6 +289,7 @@ static void *worker(void *arg)
 		    store(w, &it) < 0)
 			break;
 		item_done(cv, &it);
+		kick_writeback(cv, &it);
 	}
 	return NULL;
 }

@@ -28,6 +28,15 @@ struct cv {
 
 	struct cv_plan plan;
 
+	/*
+	 * Written bytes are pushed towards the disk as the copy goes
+	 * (sync_file_range on this read-only descriptor of the target's
+	 * file, -1 if none), so that the final flush finds little left to
+	 * write and the disk works while the workers copy.
+	 */
+	int kick_fd;
+	uint64_t unkicked; /* bytes written since the last push (atomic) */
+
 	/* Under lock: the plan, the write turn, errors and progress. */
 	pthread_mutex_t lock;
 	pthread_cond_t turn;

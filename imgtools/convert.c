@@ -5,6 +5,7 @@
  * convert-copy.c; the walk over the sources is convert-plan.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ static bool has_backing(const struct img_convert_opts *o)
  */
 static bool needs_compression(const struct img_convert_opts *o)
 {
-	return !strcmp(o->target_format, "vmdk") &&
+	return o->target_format && !strcmp(o->target_format, "vmdk") &&
 	       options_have(o->options, "subformat", "streamOptimized");
 }
 
@@ -204,30 +205,28 @@ static int reads_zero(struct vbd *dst, uint64_t len, bool *out)
 }
 
 /* Create the target (qemu-img's size: the sources' sum in whole
- * sectors) and open it.  *created says whether a file was made that a
- * failure must remove. */
+ * sectors).  *created says whether a file was made that a failure must
+ * remove. */
 static int create_target(struct cv *cv, bool *created, struct vs_error **errp)
 {
 	const struct img_convert_opts *o = cv->o;
+	const char *fmt = o->target_format ? o->target_format : "raw";
 	autofree char *options = NULL;
 	struct stat st;
-	bool existed = stat(o->target, &st) == 0;
+	/* A device (or anything but a regular file) keeps its size and is
+	 * never removed. */
+	bool device = stat(o->target, &st) == 0 && !S_ISREG(st.st_mode);
 	int ret = target_options(o, &options, errp);
 
 	if (ret < 0)
 		return ret;
-	/* A device keeps its size and is never removed. */
-	if (existed && !S_ISREG(st.st_mode))
-		existed = true;
-	else
-		existed = false;
-	ret = vbd_create(o->target, o->target_format, cv->total, options, errp);
+	ret = vbd_create(o->target, fmt, cv->total, options, errp);
 	if (ret < 0) {
 		vs_error_prefix(errp, "%s: error while converting %s",
-				o->target, o->target_format);
+				o->target, fmt);
 		return ret;
 	}
-	*created = !existed;
+	*created = !device;
 	return 0;
 }
 
@@ -236,6 +235,14 @@ static int open_target(struct cv *cv, struct vs_error **errp)
 	const struct img_convert_opts *o = cv->o;
 	unsigned flags = cache_direct(o->cache) ? VBD_O_DIRECT : 0;
 	int ret;
+
+	/* A target this convert just made is nobody else's, and a failure
+	 * removes it: its metadata need no ordered write-back before the
+	 * final flush (qemu-img's cache=unsafe).  An existing target (-n)
+	 * keeps crash-safe ordering, so that a crash cannot leave it
+	 * corrupt. */
+	if (o->cache == IMG_BENCH_CACHE_UNSAFE && !o->no_create)
+		flags |= VBD_O_UNSAFE;
 
 	/* -n: the format is given by -O (qemu-img's default raw), or
 	 * probed when the caller passes NULL. */
@@ -261,7 +268,13 @@ static int setup_writes(struct cv *cv, struct vs_error **errp)
 	size_t clen;
 	int ret;
 
+	/* Buffers hold several clusters: a driver's claim of a huge
+	 * allocation unit is refused before anything is sized by it. */
 	cv->cluster = vbd_cluster_size(cv->dst);
+	if (cv->cluster > IMG_CONVERT_MAX_SPARSE * 4ull)
+		return vs_error_set(errp, EINVAL,
+				    "%s: cluster size %" PRIu64 " is too large",
+				    o->target, cv->cluster);
 	cv->compress = o->compress || needs_compression(o);
 	if (cv->compress) {
 		/* Ask the format itself: -ENOTSUP for raw and for
@@ -276,7 +289,11 @@ static int setup_writes(struct cv *cv, struct vs_error **errp)
 		ret = cv->cluster ? vbd_compress(cv->dst, z, cv->cluster, c,
 						 2 * (size_t)cv->cluster, &clen)
 				  : -ENOTSUP;
-		if (ret == -ENOTSUP)
+		/* A format that compresses by itself (streamOptimized)
+		 * but cannot do it in two steps is written plainly. */
+		if (ret == -ENOTSUP && !o->compress)
+			cv->compress = false;
+		else if (ret == -ENOTSUP)
 			return vs_error_set(errp, ENOTSUP,
 					    "Compression not supported for "
 					    "this file format");
@@ -300,10 +317,6 @@ static int setup_writes(struct cv *cv, struct vs_error **errp)
 	}
 	/* Items in whole target clusters, reads of a few MiB. */
 	align = cv->cluster ? cv->cluster : 4096;
-	if (align > IMG_CONVERT_MAX_SPARSE * 4ull)
-		return vs_error_set(errp, EINVAL,
-				    "%s: cluster size %" PRIu64 " is too large",
-				    o->target, align);
 	chunk = VS_MAX((uint64_t)CHUNK_DEFAULT, align);
 	chunk -= chunk % align;
 	if (!cv->zero_data)
@@ -321,8 +334,28 @@ static int setup_writes(struct cv *cv, struct vs_error **errp)
 	return cv_plan_init(&cv->plan, errp);
 }
 
+/* A second descriptor of a regular target file, for pushing its dirty
+ * pages to the disk during the copy (convert-copy.c); -1 when writes
+ * bypass the page cache or the target is not a file. */
+static int open_kick_fd(const struct img_convert_opts *o)
+{
+	struct stat st;
+	int fd;
+
+	if (cache_direct(o->cache))
+		return -1;
+	fd = open(o->target, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static void cv_close(struct cv *cv)
 {
+	if (cv->kick_fd >= 0)
+		close(cv->kick_fd);
 	cv_plan_free(&cv->plan);
 	vbd_close(cv->dst);
 	for (int i = 0; i < cv->nsrc; i++)
@@ -352,9 +385,12 @@ static int run(struct cv *cv, bool *created, struct vs_error **errp)
 		return ret;
 	if (o->progress)
 		o->progress(0, cv->total, o->opaque);
+	cv->kick_fd = open_kick_fd(o);
 	ret = cv_copy(cv);
 	if (ret < 0) {
-		*errp = vs_steal(&cv->err);
+		/* The first error of the copy is the one to report. */
+		if (errp && !*errp)
+			*errp = vs_steal(&cv->err);
 		return ret;
 	}
 	/* The one flush that makes it all stable (and with cache=unsafe
@@ -368,7 +404,7 @@ static int run(struct cv *cv, bool *created, struct vs_error **errp)
 
 int img_convert(const struct img_convert_opts *o, struct vs_error **errp)
 {
-	struct cv cv = {.o = o};
+	struct cv cv = {.o = o, .kick_fd = -1};
 	bool created = false;
 	int ret = check_opts(o, errp);
 

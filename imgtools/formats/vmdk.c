@@ -298,7 +298,8 @@ static int open_sparse(struct vmdk *s, struct vmdk_extent *e, unsigned i,
 }
 
 static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
-		       uint64_t start, struct vs_error **errp)
+		       uint64_t start, const char *file_driver,
+		       struct vs_error **errp)
 {
 	const struct vmdk_desc_extent *x = &s->desc.ext[i];
 	struct vmdk_extent *e = &s->ext[i];
@@ -315,8 +316,10 @@ static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
 	if (same_file(e->path, vbd->filename)) {
 		e->file = s->file;
 	} else {
-		ret = vbd_open_file(e->path, "raw", file_flags(vbd), &e->file,
-				    errp);
+		/* Extent files sit on the same driver as the descriptor's
+		 * file, so that a test's fault injection reaches them. */
+		ret = vbd_open_file(e->path, file_driver, file_flags(vbd),
+				    &e->file, errp);
 		if (ret < 0) {
 			vs_error_prefix(errp, "%s: extent %u", vbd->filename,
 					i);
@@ -328,7 +331,8 @@ static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
 					: open_sparse(s, e, i, errp);
 }
 
-static int open_extents(struct vbd *vbd, struct vmdk *s, struct vs_error **errp)
+static int open_extents(struct vbd *vbd, struct vmdk *s,
+			const char *file_driver, struct vs_error **errp)
 {
 	uint64_t start = 0;
 	int ret;
@@ -347,7 +351,7 @@ static int open_extents(struct vbd *vbd, struct vmdk *s, struct vs_error **errp)
 				vbd->filename,
 				(unsigned long long)VMDK_MAX_CAPACITY);
 		s->next = i + 1;
-		ret = open_extent(vbd, s, i, start, errp);
+		ret = open_extent(vbd, s, i, start, file_driver, errp);
 		if (ret < 0)
 			return ret;
 		start += bytes;
@@ -419,7 +423,7 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return ret;
 	}
 	/* On the chain while its parents open, so that a loop shows. */
-	ret = vmdk_chain_push(vbd, errp);
+	ret = vbd_chain_enter(vbd->filename, errp);
 	if (ret < 0) {
 		vmdk_free(s);
 		return ret;
@@ -428,7 +432,7 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 	if (ret == 0)
 		ret = check_desc(vbd, s, errp);
 	if (ret == 0)
-		ret = open_extents(vbd, s, errp);
+		ret = open_extents(vbd, s, file_driver, errp);
 	if (ret == 0 && !(vbd->flags & VBD_O_NO_BACKING) &&
 	    (s->desc.parent_hint || s->desc.parent_cid != UINT32_MAX))
 		ret = vmdk_parent_open(vbd, s, errp);
@@ -437,7 +441,7 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 	for (unsigned i = 0; ret == 0 && i < s->next; i++)
 		if (s->ext[i].sp)
 			s->ext[i].sp->unsafe = vbd->flags & VBD_O_UNSAFE;
-	vmdk_chain_pop();
+	vbd_chain_leave();
 	if (ret < 0) {
 		vmdk_free(s);
 		return ret;

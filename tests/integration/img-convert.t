@@ -17,7 +17,7 @@
 
 requires qemu-img qemu-io python3 stat "$VSTOR"
 
-plan 96
+plan 101
 
 MiB=$((1 << 20))
 SIZE=$((64 * MiB))
@@ -103,32 +103,52 @@ run_fails "-S 1000 is refused" "$VSTOR" img convert -S 1000 "$src" "$T/bad.raw"
 like "$err" "Invalid buffer size for sparse output" "-S 1000: qemu-img's message"
 
 # --- compression ---
-run_ok "-c (deflate)" "$VSTOR" img convert -c -O qcow2 "$src" "$T/c.qcow2"
+run_ok "-c (deflate), qcow2 to qcow2" "$VSTOR" img convert -c -O qcow2 \
+	"$T/a.qcow2" "$T/c.qcow2"
 compare_ok "-c: same content" "$src" "$T/c.qcow2"
 qcow2_clean "-c: qemu-img check is clean" "$T/c.qcow2"
 n=$(check_json "$T/c.qcow2" compressed-clusters)
 check "-c: $n compressed clusters" test "$n" -ge 90
-qemu-img convert -c -O qcow2 "$src" "$T/q-c.qcow2"
+qemu-img convert -c -O qcow2 "$T/a.qcow2" "$T/q-c.qcow2"
 a=$(stat -c %s "$T/c.qcow2") q=$(stat -c %s "$T/q-c.qcow2")
 check "-c: size $a within 5% of qemu-img's $q" within5 "$a" "$q"
 run_ok "-c read back by vstor" "$VSTOR" img convert "$T/c.qcow2" "$T/c.raw"
 compare_ok "-c read back: same content" "$src" "$T/c.raw"
 
-run_ok "-c zstd" "$VSTOR" img convert -c -O qcow2 -o compression_type=zstd \
-	"$src" "$T/z.qcow2"
+run_ok "-c zstd, qcow2 to qcow2" "$VSTOR" img convert -c -O qcow2 \
+	-o compression_type=zstd "$T/a.qcow2" "$T/z.qcow2"
 compare_ok "-c zstd: same content" "$src" "$T/z.qcow2"
 qcow2_clean "-c zstd: qemu-img check is clean" "$T/z.qcow2"
 like "$(qemu-img info "$T/z.qcow2")" "compression type: zstd" \
 	"-c zstd: the image says zstd"
 n=$(check_json "$T/z.qcow2" compressed-clusters)
 check "-c zstd: $n compressed clusters" test "$n" -ge 90
-qemu-img convert -c -O qcow2 -o compression_type=zstd "$src" "$T/q-z.qcow2"
+qemu-img convert -c -O qcow2 -o compression_type=zstd "$T/a.qcow2" \
+	"$T/q-z.qcow2"
 a=$(stat -c %s "$T/z.qcow2") q=$(stat -c %s "$T/q-z.qcow2")
 check "-c zstd: size $a within 5% of qemu-img's $q" within5 "$a" "$q"
 run_ok "-c with 4k clusters and -m 3" "$VSTOR" img convert -c -m 3 -O qcow2 \
 	-o cluster_size=4096 "$src" "$T/c4k.qcow2"
 compare_ok "-c 4k clusters: same content" "$src" "$T/c4k.qcow2"
 qcow2_clean "-c 4k clusters: clean" "$T/c4k.qcow2"
+
+# --- other formats: a streamOptimized VMDK is compressed by the
+# workers (vbd_compress) without -c ---
+if "$VSTOR" img create -q -f vmdk "$T/probe.vmdk" 1M 2>/dev/null; then
+	run_ok "to streamOptimized vmdk" "$VSTOR" img convert -O vmdk \
+		-o subformat=streamOptimized "$src" "$T/s.vmdk"
+	compare_ok "streamOptimized vmdk: same content" "$src" "$T/s.vmdk"
+	qemu-img convert -O vmdk -o subformat=streamOptimized "$src" \
+		"$T/q-s.vmdk"
+	a=$(stat -c %s "$T/s.vmdk") q=$(stat -c %s "$T/q-s.vmdk")
+	check "streamOptimized: size $a within 5% of qemu-img's $q" \
+		within5 "$a" "$q"
+	run_ok "streamOptimized vmdk back to qcow2" "$VSTOR" img convert \
+		-f vmdk -O qcow2 "$T/s.vmdk" "$T/s.qcow2"
+	compare_ok "from vmdk: same content" "$src" "$T/s.qcow2"
+else
+	skip 5 "no vmdk driver"
+fi
 
 # --- chains ---
 qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/base.qcow2" $SIZE

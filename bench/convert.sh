@@ -1,0 +1,196 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# convert.sh: `vstor img convert` against `qemu-img convert` on a disk
+# holding real files: a 4 GiB ext4 file system made from /usr/share
+# (mkfs.ext4 -d), about a quarter full, text and binaries mixed.  Both
+# tools run the same conversion with the same options, targets in the
+# same directory, alternating who goes first, BENCH_ROUNDS times each;
+# the median counts.  Prints, per conversion, both times, the ratio
+# qemu-img time / vstor time (above 1.0 means vstor is faster) and both
+# output sizes.  See bench/README.md.
+#
+# Fairness:
+#   - The source is read once before every run, so both tools read it
+#     from the page cache (dropping the cache would need root and would
+#     measure the disk, not the tools).
+#   - qemu-img convert writes its target with cache=unsafe and never
+#     flushes it; vstor flushes it once at the end, so that a convert
+#     that returns 0 has its data on stable storage.  Each timed run is
+#     therefore "convert, then fsync the target" (sync FILE), for both
+#     tools: both pay for getting their data to the disk, and neither
+#     for other processes' dirty data (as a sync of the whole file
+#     system would make them).
+#   - The file system is synced before each run, so that no run starts
+#     behind the writeback of the one before.
+#
+# Environment:
+#   VSTOR          the vstor binary (default: build/vstor of this tree)
+#   QEMU_IMG       the qemu-img binary (default: qemu-img)
+#   BENCH_DIR      where the targets go (default /var/tmp: /tmp may be a
+#                  tmpfs)
+#   BENCH_CACHE    where the ext4 image is kept between runs (default
+#                  build/bench-cache of this tree; making it takes minutes)
+#   BENCH_ROUNDS   runs per tool and conversion (default 3)
+#   BENCH_ONLY     a regular expression: only conversions whose name
+#                  matches
+#
+# Exit status: 0 when every run succeeded (whatever the ratios), 77 when a
+# requirement is missing (the reason is printed), 1 when a run failed.
+
+set -euo pipefail
+
+# shellcheck source=bench/lib/functions.sh
+. "$(dirname "$0")/lib/functions.sh"
+
+here=$(cd "$(dirname "$0")" && pwd)
+VSTOR=${VSTOR:-$here/../build/vstor}
+QEMU_IMG=${QEMU_IMG:-qemu-img}
+BENCH_DIR=${BENCH_DIR:-/var/tmp}
+BENCH_CACHE=${BENCH_CACHE:-$here/../build/bench-cache}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_ONLY=${BENCH_ONLY:-}
+
+skip() {
+	echo "SKIP: convert: $*"
+	exit 77
+}
+
+die() {
+	echo "convert: $*" >&2
+	exit 1
+}
+
+command -v "$QEMU_IMG" >/dev/null || skip "no $QEMU_IMG (install qemu-utils)"
+command -v mkfs.ext4 >/dev/null || skip "no mkfs.ext4 (install e2fsprogs)"
+[ -x "$VSTOR" ] || skip "no vstor binary at $VSTOR (run make first)"
+[ -d "$BENCH_DIR" ] || skip "BENCH_DIR=$BENCH_DIR is not a directory"
+[[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+	die "BENCH_ROUNDS=$BENCH_ROUNDS: not a positive number"
+
+# The source disk, made once: mkfs.ext4 -d copies a directory tree into
+# the new file system.  Made under a temporary name, so that an
+# interrupted run never leaves a half-made image to be reused.
+src=$BENCH_CACHE/convert-ext4.raw
+if [ ! -s "$src" ]; then
+	mkdir -p "$BENCH_CACHE"
+	echo "convert: making $src (4 GiB ext4 holding /usr/share, once)"
+	rm -f "$src.tmp"
+	truncate -s 4G "$src.tmp"
+	mkfs.ext4 -q -F -d /usr/share "$src.tmp" ||
+		die "mkfs.ext4 -d /usr/share failed"
+	mv "$src.tmp" "$src"
+fi
+
+dir=$(mktemp -d "$BENCH_DIR/vstor-bench-convert.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+
+now() {
+	date +%s.%N
+}
+
+# has_driver FMT: vstor can create (and so write and read) FMT.
+has_driver() {
+	"$VSTOR" img create -q -f "$1" "$dir/probe.$1" 1M >/dev/null 2>&1
+	local rc=$?
+	rm -f "$dir/probe.$1"
+	return $rc
+}
+
+# time_one TOOL SRC TARGET ARGS...: seconds for one conversion plus the
+# fsync that makes its target durable.
+time_one() {
+	local tool=$1 in=$2 out=$3 t0 t1
+	shift 3
+
+	rm -f "$out"
+	cat "$in" >/dev/null
+	sync -f "$dir"
+	t0=$(now)
+	if [ "$tool" = qemu ]; then
+		"$QEMU_IMG" convert "$@" "$in" "$out" ||
+			die "failed: $QEMU_IMG convert $* $in $out"
+	else
+		"$VSTOR" img convert "$@" "$in" "$out" ||
+			die "failed: $VSTOR img convert $* $in $out"
+	fi
+	sync "$out"
+	t1=$(now)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+row() {
+	printf '%-22s %9s %9s %6s %12s %12s %7s\n' "$@"
+}
+line=0
+
+# measure NAME SRC TARGET-EXT ARGS...: one line of the table.
+measure() {
+	local name=$1 in=$2 ext=$3 r v q vs=() qs=() vsize qsize
+	shift 3
+
+	if [ -n "$BENCH_ONLY" ] && ! [[ $name =~ $BENCH_ONLY ]]; then
+		return 0
+	fi
+	for ((r = 0; r < BENCH_ROUNDS; r++)); do
+		# Alternate who goes first, so that neither always runs on
+		# the state (page cache, device queue) the other left.
+		if (((r + line) % 2)); then
+			vs+=("$(time_one vstor "$in" "$dir/v.$ext" "$@")")
+			qs+=("$(time_one qemu "$in" "$dir/q.$ext" "$@")")
+		else
+			qs+=("$(time_one qemu "$in" "$dir/q.$ext" "$@")")
+			vs+=("$(time_one vstor "$in" "$dir/v.$ext" "$@")")
+		fi
+	done
+	line=$((line + 1))
+	v=$(median "${vs[@]}")
+	q=$(median "${qs[@]}")
+	vsize=$(stat -c %s "$dir/v.$ext")
+	qsize=$(stat -c %s "$dir/q.$ext")
+	row "$name" "$v" "$q" "$(ratio "$q" "$v")" "$vsize" "$qsize" \
+		"$(awk -v a="$vsize" -v b="$qsize" 'BEGIN {
+			printf "%+.1f%%", (a - b) * 100 / b }')"
+	rm -f "$dir/v.$ext" "$dir/q.$ext"
+}
+
+# skipped NAME FMT
+skipped() {
+	if [ -z "$BENCH_ONLY" ] || [[ $1 =~ $BENCH_ONLY ]]; then
+		printf '%-22s skipped (no %s driver)\n' "$1" "$2"
+	fi
+}
+
+echo "convert: $($VSTOR --version) vs $($QEMU_IMG --version | head -n 1)"
+echo "convert: source $src ($(du -h "$src" | cut -f1) allocated of 4 GiB)," \
+	"targets in $dir, kernel $(uname -r), $(nproc) CPUs"
+echo "convert: seconds for convert + fsync of the target, median of" \
+	"$BENCH_ROUNDS runs per tool, alternating; ratio = qemu-img / vstor"
+echo
+row conversion "vstor s" "qemu s" ratio "vstor bytes" "qemu bytes" size
+
+# Inputs in other formats, made by qemu-img (outside the timing).
+"$QEMU_IMG" convert -f raw -O qcow2 "$src" "$dir/src.qcow2" ||
+	die "qemu-img convert to qcow2 failed"
+
+measure "raw -> qcow2" "$src" qcow2 -f raw -O qcow2
+measure "raw -> qcow2 -c zlib" "$src" qcow2 -f raw -O qcow2 -c
+measure "raw -> qcow2 -c zstd" "$src" qcow2 -f raw -O qcow2 -c \
+	-o compression_type=zstd
+if has_driver vmdk; then
+	measure "raw -> vmdk stream" "$src" vmdk -f raw -O vmdk \
+		-o subformat=streamOptimized
+	"$QEMU_IMG" convert -f raw -O vmdk -o subformat=streamOptimized \
+		"$src" "$dir/src.vmdk" || die "qemu-img convert to vmdk failed"
+	measure "vmdk stream -> qcow2" "$dir/src.vmdk" qcow2 -f vmdk -O qcow2
+	rm -f "$dir/src.vmdk"
+else
+	skipped "raw -> vmdk stream" vmdk
+	skipped "vmdk stream -> qcow2" vmdk
+fi
+measure "qcow2 -> raw" "$dir/src.qcow2" raw -f qcow2 -O raw
+if has_driver vpc; then
+	measure "raw -> vhd (vpc)" "$src" vhd -f raw -O vpc
+else
+	skipped "raw -> vhd (vpc)" vpc
+fi
