@@ -28,7 +28,7 @@
 #include "../common/cleanup.h"
 #include "../common/opts.h"
 #include "../common/size.h"
-#include "../vbd/lock.h"
+#include "../vbd/driver.h"
 #include "qcow2-create.h"
 #include "qcow2.h"
 
@@ -488,30 +488,6 @@ static int build_header(uint8_t *buf, const struct qc_params *p,
 
 /* Writing. */
 
-static int write_at(int fd, const char *path, const void *buf, size_t len,
-		    uint64_t off, struct vs_error **errp)
-{
-	const char *p = buf;
-	uint64_t start = off;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return vs_error_set_errno(errp, n < 0 ? errno : EIO,
-						  "%s: write failed at offset "
-						  "%llu",
-						  path,
-						  (unsigned long long)start);
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* Set refcount `i` of a refcount block to 1.  Entries narrower than a
  * byte are packed from the least significant bit up; wider ones are
  * big-endian. */
@@ -540,8 +516,8 @@ static int write_refcounts(int fd, const char *path, const struct qc_params *p,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	for (uint64_t b = 0; b < l->rb_clusters; b++)
 		put64(table + b * 8, (l->rb + b) * l->cs);
-	ret = write_at(fd, path, table, l->rt_clusters * l->cs, l->rt * l->cs,
-		       errp);
+	ret = vbd_create_write(fd, path, table, l->rt_clusters * l->cs,
+			       l->rt * l->cs, errp);
 	for (uint64_t b = 0; ret == 0 && b < l->rb_clusters; b++) {
 		uint64_t first = b * per_block;
 		uint64_t n = VS_MIN(per_block, l->total - first);
@@ -549,8 +525,8 @@ static int write_refcounts(int fd, const char *path, const struct qc_params *p,
 		memset(block, 0, l->cs);
 		for (uint64_t i = 0; i < n; i++)
 			refcount_set_one(block, i, p->refcount_order);
-		ret = write_at(fd, path, block, l->cs, (l->rb + b) * l->cs,
-			       errp);
+		ret = vbd_create_write(fd, path, block, l->cs,
+				       (l->rb + b) * l->cs, errp);
 	}
 	return ret;
 }
@@ -571,7 +547,8 @@ static int write_tables(int fd, const char *path, const struct qc_params *p,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < l->l2_tables; i++)
 		put64(l1 + i * 8, ((l->l2 + i) * l->cs) | QCOW2_L2E_COPIED);
-	ret = write_at(fd, path, l1, l->l1_entries * 8, l->l1 * l->cs, errp);
+	ret = vbd_create_write(fd, path, l1, l->l1_entries * 8, l->l1 * l->cs,
+			       errp);
 	/* Extended entries keep a zero subcluster bitmap, as qemu's
 	 * preallocation does: the clusters are reserved, not written. */
 	for (uint64_t t = 0; ret == 0 && t < l->l2_tables; t++) {
@@ -582,7 +559,8 @@ static int write_tables(int fd, const char *path, const struct qc_params *p,
 		for (uint64_t i = 0; i < n; i++)
 			put64(l2 + i * entry, ((l->data + first + i) * l->cs) |
 						      QCOW2_L2E_COPIED);
-		ret = write_at(fd, path, l2, l->cs, (l->l2 + t) * l->cs, errp);
+		ret = vbd_create_write(fd, path, l2, l->cs, (l->l2 + t) * l->cs,
+				       errp);
 	}
 	return ret;
 }
@@ -611,9 +589,10 @@ static int write_data(int fd, const char *path, const struct qc_params *p,
 			return vs_error_set(errp, ENOMEM, "out of memory");
 		for (uint64_t done = 0; ret == 0 && done < len;
 		     done += QC_ZERO_CHUNK)
-			ret = write_at(fd, path, zeros,
-				       VS_MIN(len - done, QC_ZERO_CHUNK),
-				       start + done, errp);
+			ret = vbd_create_write(
+				fd, path, zeros,
+				VS_MIN(len - done, QC_ZERO_CHUNK), start + done,
+				errp);
 		return ret;
 	}
 	return 0;
@@ -634,7 +613,7 @@ static int write_image(int fd, const char *path, const struct qc_params *p,
 	if (ftruncate(fd, 0) < 0)
 		return vs_error_set_errno(errp, errno, "%s: cannot truncate",
 					  path);
-	ret = write_at(fd, path, header, l->cs, 0, errp);
+	ret = vbd_create_write(fd, path, header, l->cs, 0, errp);
 	if (ret == 0)
 		ret = write_refcounts(fd, path, p, l, errp);
 	if (ret == 0)
@@ -651,35 +630,6 @@ static int write_image(int fd, const char *path, const struct qc_params *p,
 	if (fsync(fd) < 0)
 		return vs_error_set_errno(errp, errno, "%s: fsync", path);
 	return 0;
-}
-
-/* Open without O_TRUNC and lock: an image in use is refused before a
- * single byte of it is lost. */
-static int open_locked(const char *path, struct vs_error **errp)
-{
-	struct stat st;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot create",
-					  path);
-	ret = vbd_lock_apply(fd, path,
-			     VBD_PERM_CONSISTENT_READ | VBD_PERM_WRITE |
-				     VBD_PERM_RESIZE,
-			     VBD_PERM_CONSISTENT_READ, errp);
-	if (ret == 0 && fstat(fd, &st) < 0)
-		ret = vs_error_set_errno(errp, errno, "%s: cannot stat", path);
-	if (ret == 0 && !S_ISREG(st.st_mode))
-		ret = vs_error_set(errp, ENOTSUP,
-				   "%s: qcow2 images can only be created in "
-				   "regular files",
-				   path);
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
 }
 
 int qcow2_create(const char *path, uint64_t size, const char *options,
@@ -713,7 +663,7 @@ int qcow2_create(const char *path, uint64_t size, const char *options,
 	ret = build_header(header, &p, &l, path, errp);
 	if (ret < 0)
 		goto out;
-	fd = open_locked(path, errp);
+	fd = vbd_create_open(path, "qcow2", errp);
 	if (fd < 0) {
 		ret = fd;
 		goto out;

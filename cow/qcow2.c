@@ -27,18 +27,6 @@
 
 #define HEADER_PROBE 4096
 
-/*
- * The images being opened on this thread, outermost first: a backing
- * chain is opened recursively on one thread, so this sees a loop (an
- * image that is its own ancestor) and an absurdly deep chain.
- */
-struct chain_link {
-	dev_t dev;
-	ino_t ino;
-};
-static __thread struct chain_link chain[QCOW2_MAX_CHAIN];
-static __thread unsigned chain_depth;
-
 static struct qcow2 *qcow2_of(struct vbd *vbd)
 {
 	return vbd->opaque;
@@ -128,33 +116,10 @@ static int open_backing(struct vbd *vbd, struct qcow2 *s,
 			    errp);
 	/* A chain too deep or looping is named by the image that closes
 	 * it and by the top one, not again by each image in between. */
-	if (ret < 0 && (ret != -ELOOP || chain_depth == 1))
+	if (ret < 0 && (ret != -ELOOP || vbd_chain_depth() == 1))
 		vs_error_prefix(errp, "%s: cannot open its backing file",
 				vbd->filename);
 	return ret;
-}
-
-static int chain_push(struct vbd *vbd, struct vs_error **errp)
-{
-	struct stat st;
-
-	if (chain_depth >= QCOW2_MAX_CHAIN)
-		return vs_error_set(errp, ELOOP,
-				    "%s: backing chain deeper than %d images",
-				    vbd->filename, QCOW2_MAX_CHAIN);
-	if (stat(vbd->filename, &st) < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot stat",
-					  vbd->filename);
-	for (unsigned i = 0; i < chain_depth; i++)
-		if (chain[i].dev == st.st_dev && chain[i].ino == st.st_ino)
-			return vs_error_set(errp, ELOOP,
-					    "%s: the backing chain loops back "
-					    "to this image",
-					    vbd->filename);
-	chain[chain_depth].dev = st.st_dev;
-	chain[chain_depth].ino = st.st_ino;
-	chain_depth++;
-	return 0;
 }
 
 /* Entry sizes and units, from the header. */
@@ -228,10 +193,10 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 	pthread_mutex_init(&s->l2_lock, NULL);
 	/* On the chain while its backing files open, so that a loop back
 	 * to it shows. */
-	ret = chain_push(vbd, errp);
+	ret = vbd_chain_enter(vbd->filename, errp);
 	if (ret == 0) {
 		ret = open_layers(vbd, spec, s, errp);
-		chain_depth--;
+		vbd_chain_leave();
 	}
 	if (ret < 0) {
 		qcow2_free(s);

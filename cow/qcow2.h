@@ -22,7 +22,6 @@
 #define QCOW2_V3_HEADER_LEN    104
 #define QCOW2_MAX_L1_BYTES     (32u << 20)
 #define QCOW2_MAX_BACKING_NAME 1023
-#define QCOW2_MAX_CHAIN	       256
 /* Limits QEMU also applies. */
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
 #define QCOW2_MAX_SNAPSHOTS	 65536

@@ -205,6 +205,31 @@ struct vbd {
 const struct vbd_driver *vbd_driver_find(const char *name);
 const struct vbd_driver *const *vbd_drivers(void);
 
+/*
+ * Backing chains (vbd/chain.c).  A format that opens a parent calls
+ * vbd_chain_enter(its own filename) before opening it and
+ * vbd_chain_leave() after, on the same thread: a loop through any mix of
+ * formats, or a chain deeper than VBD_MAX_CHAIN, fails with -ELOOP and an
+ * error naming the image.  vbd_chain_depth() is how many images of the
+ * chain being opened are open so far (1 = the top one).
+ */
+#define VBD_MAX_CHAIN 256
+int vbd_chain_enter(const char *filename, struct vs_error **errp);
+void vbd_chain_leave(void);
+unsigned vbd_chain_depth(void);
+
+/*
+ * For create callbacks (vbd/create-file.c): open `path` for a new image
+ * without truncating it, locked against every other user, and refuse
+ * anything but a regular file ("FORMAT images can only be created in
+ * regular files").  Returns the fd or -errno.
+ */
+int vbd_create_open(const char *path, const char *format,
+		    struct vs_error **errp);
+/* Write all of buf at `off`, or fail naming the file and the offset. */
+int vbd_create_write(int fd, const char *path, const void *buf, size_t len,
+		     uint64_t off, struct vs_error **errp);
+
 /* Complete an async request (drivers call this, never req->cb directly). */
 void vbd_req_complete(struct vbd_req *req, int ret);
 

@@ -24,7 +24,7 @@
 
 #include "../../common/cleanup.h"
 #include "../../common/opts.h"
-#include "../../vbd/lock.h"
+#include "../../vbd/driver.h"
 #include "vdi.h"
 
 #define VC_TEXT "<<< vstor VDI Disk Image >>>\n"
@@ -148,30 +148,6 @@ static int build_header(uint8_t *b, const struct vc_params *p, const char *path,
 	return ret;
 }
 
-static int write_at(int fd, const char *path, const void *buf, size_t len,
-		    uint64_t off, struct vs_error **errp)
-{
-	const char *c = buf;
-	uint64_t start = off;
-
-	while (len) {
-		ssize_t n = pwrite(fd, c, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return vs_error_set_errno(errp, n < 0 ? errno : EIO,
-						  "%s: write failed at offset "
-						  "%llu",
-						  path,
-						  (unsigned long long)start);
-		c += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* The map: every entry unallocated, or for a fixed image block i in
  * data block i. */
 static int write_map(int fd, const char *path, const struct vc_params *p,
@@ -189,8 +165,9 @@ static int write_map(int fd, const char *path, const struct vc_params *p,
 		for (uint32_t i = 0; i < n; i++)
 			vdi_put_le32(buf + (size_t)i * 4,
 				     p->fixed ? first + i : VDI_BMAP_FREE);
-		ret = write_at(fd, path, buf, (size_t)n * 4,
-			       VDI_HEADER_BYTES + (uint64_t)first * 4, errp);
+		ret = vbd_create_write(fd, path, buf, (size_t)n * 4,
+				       VDI_HEADER_BYTES + (uint64_t)first * 4,
+				       errp);
 	}
 	return ret;
 }
@@ -217,8 +194,9 @@ static int write_data(int fd, const char *path, const struct vc_params *p,
 	if (!zeros)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	for (uint64_t done = 0; ret == 0 && done < len; done += VC_CHUNK)
-		ret = write_at(fd, path, zeros, VS_MIN(len - done, VC_CHUNK),
-			       p->offset_data + done, errp);
+		ret = vbd_create_write(fd, path, zeros,
+				       VS_MIN(len - done, VC_CHUNK),
+				       p->offset_data + done, errp);
 	return ret;
 }
 
@@ -233,7 +211,7 @@ static int write_image(int fd, const char *path, const struct vc_params *p,
 	if (ftruncate(fd, 0) < 0)
 		return vs_error_set_errno(errp, errno, "%s: cannot truncate",
 					  path);
-	ret = write_at(fd, path, header, VDI_HEADER_BYTES, 0, errp);
+	ret = vbd_create_write(fd, path, header, VDI_HEADER_BYTES, 0, errp);
 	if (ret == 0)
 		ret = write_map(fd, path, p, errp);
 	if (ret == 0)
@@ -248,35 +226,6 @@ static int write_image(int fd, const char *path, const struct vc_params *p,
 	if (fsync(fd) < 0)
 		return vs_error_set_errno(errp, errno, "%s: fsync", path);
 	return 0;
-}
-
-/* Open without O_TRUNC and lock: an image in use is refused before a
- * single byte of it is lost. */
-static int open_locked(const char *path, struct vs_error **errp)
-{
-	struct stat st;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot create",
-					  path);
-	ret = vbd_lock_apply(fd, path,
-			     VBD_PERM_CONSISTENT_READ | VBD_PERM_WRITE |
-				     VBD_PERM_RESIZE,
-			     VBD_PERM_CONSISTENT_READ, errp);
-	if (ret == 0 && fstat(fd, &st) < 0)
-		ret = vs_error_set_errno(errp, errno, "%s: cannot stat", path);
-	if (ret == 0 && !S_ISREG(st.st_mode))
-		ret = vs_error_set(errp, ENOTSUP,
-				   "%s: VDI images can only be created in "
-				   "regular files",
-				   path);
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
 }
 
 int vdi_create(const char *path, uint64_t size, const char *options,
@@ -294,7 +243,7 @@ int vdi_create(const char *path, uint64_t size, const char *options,
 		ret = build_header(header, &p, path, errp);
 	if (ret < 0)
 		return ret;
-	fd = open_locked(path, errp);
+	fd = vbd_create_open(path, "VDI", errp);
 	if (fd < 0)
 		return fd;
 	return write_image(fd, path, &p, header, errp);

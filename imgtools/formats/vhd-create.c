@@ -29,7 +29,7 @@
 
 #include "../../common/cleanup.h"
 #include "../../common/opts.h"
-#include "../../vbd/lock.h"
+#include "../../vbd/driver.h"
 #include "vhd.h"
 
 static const char what[] = "vpc format option";
@@ -216,28 +216,6 @@ static void build_footer(uint8_t *f, const struct vc_params *p)
 		  vhd_checksum(f, VHD_FOOTER_LEN, VHD_F_CHECKSUM));
 }
 
-static int write_at(int fd, const char *path, const void *buf, size_t len,
-		    uint64_t off, struct vs_error **errp)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return vs_error_set_errno(errp, n < 0 ? errno : EIO,
-						  "%s: cannot write %zu bytes "
-						  "at offset %" PRIu64,
-						  path, len, off);
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* Footer, header, BAT, locators, footer: built in memory, then
  * written. */
 static int build_dynamic(const char *path, const struct vc_params *p,
@@ -287,33 +265,6 @@ static int build_dynamic(const char *path, const struct vc_params *p,
 	return 0;
 }
 
-static int open_locked(const char *path, struct vs_error **errp)
-{
-	struct stat st;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot create",
-					  path);
-	ret = vbd_lock_apply(fd, path,
-			     VBD_PERM_CONSISTENT_READ | VBD_PERM_WRITE |
-				     VBD_PERM_RESIZE,
-			     VBD_PERM_CONSISTENT_READ, errp);
-	if (ret == 0 && fstat(fd, &st) < 0)
-		ret = vs_error_set_errno(errp, errno, "%s: cannot stat", path);
-	if (ret == 0 && !S_ISREG(st.st_mode))
-		ret = vs_error_set(errp, ENOTSUP,
-				   "%s: VHD images can only be created in "
-				   "regular files",
-				   path);
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
 static int write_image(int fd, const char *path, const struct vc_params *p,
 		       const uint8_t *footer, const uint8_t *meta,
 		       size_t meta_len, struct vs_error **errp)
@@ -328,9 +279,10 @@ static int write_image(int fd, const char *path, const struct vc_params *p,
 					  "%s: cannot set the size to %" PRIu64,
 					  path, end);
 	if (p->type == VHD_FIXED)
-		ret = write_at(fd, path, footer, VHD_FOOTER_LEN, p->size, errp);
+		ret = vbd_create_write(fd, path, footer, VHD_FOOTER_LEN,
+				       p->size, errp);
 	else
-		ret = write_at(fd, path, meta, meta_len, 0, errp);
+		ret = vbd_create_write(fd, path, meta, meta_len, 0, errp);
 	if (ret == 0 && fsync(fd) < 0)
 		ret = vs_error_set_errno(errp, errno, "%s: fsync", path);
 	return ret;
@@ -368,7 +320,7 @@ int vhd_create(const char *path, uint64_t size, const char *options,
 		if (ret < 0)
 			goto out;
 	}
-	fd = open_locked(path, errp);
+	fd = vbd_create_open(path, "VHD", errp);
 	if (fd < 0) {
 		ret = fd;
 		goto out;

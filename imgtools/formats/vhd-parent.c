@@ -29,44 +29,6 @@
 
 extern const struct vbd_driver vbd_driver_vpc;
 
-/* Chains. */
-
-struct chain_link {
-	dev_t dev;
-	ino_t ino;
-};
-static __thread struct chain_link chain[VHD_MAX_CHAIN];
-static __thread unsigned chain_depth;
-
-int vhd_chain_enter(const char *file, struct vs_error **errp)
-{
-	struct stat st;
-
-	if (chain_depth >= VHD_MAX_CHAIN)
-		return vs_error_set(errp, ELOOP,
-				    "%s: chain of differencing images deeper "
-				    "than %d",
-				    file, VHD_MAX_CHAIN);
-	if (stat(file, &st) < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot stat", file);
-	for (unsigned i = 0; i < chain_depth; i++)
-		if (chain[i].dev == st.st_dev && chain[i].ino == st.st_ino)
-			return vs_error_set(errp, ELOOP,
-					    "%s: the chain of parents loops "
-					    "back to this image",
-					    file);
-	chain[chain_depth].dev = st.st_dev;
-	chain[chain_depth].ino = st.st_ino;
-	chain_depth++;
-	return 0;
-}
-
-void vhd_chain_leave(void)
-{
-	if (chain_depth)
-		chain_depth--;
-}
-
 bool vhd_is_vhd(const struct vbd *vbd)
 {
 	return vbd->drv == &vbd_driver_vpc;

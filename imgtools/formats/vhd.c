@@ -273,13 +273,13 @@ static int vhd_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->wlock, NULL);
-	ret = vhd_chain_enter(vbd->filename, errp);
+	ret = vbd_chain_enter(vbd->filename, errp);
 	if (ret < 0) {
 		vhd_free(s);
 		return ret;
 	}
 	ret = open_image(vbd, spec, s, errp);
-	vhd_chain_leave();
+	vbd_chain_leave();
 	if (ret < 0) {
 		vhd_free(s);
 		return ret;

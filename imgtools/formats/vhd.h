@@ -34,7 +34,6 @@
 #define VHD_MAX_BLOCK	   (256u << 20)
 #define VHD_LOCATORS	   8
 #define VHD_MAX_LOCATOR	   (64u << 10) /* a path, UTF-16: generous */
-#define VHD_MAX_CHAIN	   256
 #define VHD_BAT_PER_SECTOR 128u
 
 /* Seconds from the Unix epoch to 2000-01-01 00:00:00 UTC, VHD's epoch. */
@@ -200,8 +199,6 @@ int vhd_build_locators(const char *child, const char *parent,
 		       size_t *data_len, struct vs_error **errp);
 const uint8_t *vhd_uuid_of(const struct vbd *vhd_vbd);
 bool vhd_is_vhd(const struct vbd *vbd);
-int vhd_chain_enter(const char *file, struct vs_error **errp);
-void vhd_chain_leave(void);
 
 /* vhd.c */
 int vhd_read(struct vhd *s, uint64_t offset, const struct iovec *iov,

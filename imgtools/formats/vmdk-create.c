@@ -25,7 +25,7 @@
 
 #include "../../common/cleanup.h"
 #include "../../common/opts.h"
-#include "../../vbd/lock.h"
+#include "../../vbd/driver.h"
 #include "vmdk.h"
 
 static const char what[] = "vmdk format option";
@@ -141,56 +141,19 @@ static int parse_options(struct vs_opts *opts, struct vc_params *p,
 
 /* Files. */
 
-static int open_locked(const char *path, struct vs_error **errp)
+/* Created (locked first, so an image in use loses nothing), then emptied. */
+static int vmdk_create_open(const char *path, struct vs_error **errp)
 {
-	struct stat st;
-	int fd, ret;
+	int fd = vbd_create_open(path, "VMDK", errp);
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot create",
-					  path);
-	/* Locked before it is truncated: an image in use is not lost. */
-	ret = vbd_lock_apply(fd, path,
-			     VBD_PERM_CONSISTENT_READ | VBD_PERM_WRITE |
-				     VBD_PERM_RESIZE,
-			     VBD_PERM_CONSISTENT_READ, errp);
-	if (ret == 0 && fstat(fd, &st) < 0)
-		ret = vs_error_set_errno(errp, errno, "%s: cannot stat", path);
-	if (ret == 0 && !S_ISREG(st.st_mode))
-		ret = vs_error_set(errp, ENOTSUP,
-				   "%s: VMDK images can only be created in "
-				   "regular files",
-				   path);
-	if (ret == 0 && ftruncate(fd, 0) < 0)
-		ret = vs_error_set_errno(errp, errno, "%s: cannot truncate",
-					 path);
-	if (ret < 0) {
+	if (fd >= 0 && ftruncate(fd, 0) < 0) {
+		int ret = vs_error_set_errno(errp, errno, "%s: cannot truncate",
+					     path);
+
 		close(fd);
 		return ret;
 	}
 	return fd;
-}
-
-static int write_at(int fd, const char *path, const void *buf, size_t len,
-		    uint64_t off, struct vs_error **errp)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
-				   (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return vs_error_set_errno(errp, n < 0 ? errno : EIO,
-						  "%s: cannot write %zu bytes "
-						  "at offset %" PRIu64,
-						  path, len - done, off + done);
-		done += (size_t)n;
-	}
-	return 0;
 }
 
 static int finish(int fd, const char *path, uint64_t size,
@@ -318,10 +281,10 @@ static int write_sparse(const char *path, const struct vc_params *p,
 		memcpy(buf + VMDK_SECTOR, desc, strlen(desc));
 	put_table(buf + rgd * VMDK_SECTOR, gts, rgd + gd_sec, gt_sec);
 	put_table(buf + gd * VMDK_SECTOR, gts, gd + gd_sec, gt_sec);
-	fd = open_locked(path, errp);
+	fd = vmdk_create_open(path, errp);
 	if (fd < 0)
 		return fd;
-	ret = write_at(fd, path, buf, meta, 0, errp);
+	ret = vbd_create_write(fd, path, buf, meta, 0, errp);
 	return ret < 0 ? ret : finish(fd, path, meta, errp);
 }
 
@@ -366,16 +329,16 @@ static int write_stream(const char *path, const struct vc_params *p,
 	h.gd_offset = data + 1;
 	vmdk_header_encode(&h, m + VMDK_SECTOR);
 	/* The end-of-stream marker is a zero sector. */
-	fd = open_locked(path, errp);
+	fd = vmdk_create_open(path, errp);
 	if (fd < 0)
 		return fd;
-	ret = write_at(fd, path, buf, size, 0, errp);
+	ret = vbd_create_write(fd, path, buf, size, 0, errp);
 	return ret < 0 ? ret : finish(fd, path, size, errp);
 }
 
 static int write_flat(const char *path, uint64_t bytes, struct vs_error **errp)
 {
-	autoclose int fd = open_locked(path, errp);
+	autoclose int fd = vmdk_create_open(path, errp);
 
 	if (fd < 0)
 		return fd;
@@ -449,10 +412,10 @@ static int create_split(const char *path, const struct vc_params *p,
 	desc = descriptor(p, lines ? lines : "");
 	if (!desc)
 		return vs_error_set(errp, ENOMEM, "out of memory");
-	fd = open_locked(path, errp);
+	fd = vmdk_create_open(path, errp);
 	if (fd < 0)
 		return fd;
-	ret = write_at(fd, path, desc, strlen(desc), 0, errp);
+	ret = vbd_create_write(fd, path, desc, strlen(desc), 0, errp);
 	return ret < 0 ? ret : finish(fd, path, strlen(desc), errp);
 }
 

@@ -4,7 +4,7 @@
  * whose descriptor has a parentFileNameHint reads its unallocated
  * grains from that disk, another VMDK opened read-only, named relative
  * to the child's directory.  A chain that loops or is deeper than
- * VMDK_MAX_CHAIN is refused.
+ * VBD_MAX_CHAIN is refused (vbd/chain.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,43 +16,6 @@
 #include "../../common/cleanup.h"
 #include "../../common/iov.h"
 #include "vmdk.h"
-
-/* The disks being opened on this thread, child first: a chain opens
- * recursively on one thread, so a loop shows here. */
-struct chain_link {
-	dev_t dev;
-	ino_t ino;
-};
-static __thread struct chain_link chain[VMDK_MAX_CHAIN];
-static __thread unsigned chain_depth;
-
-int vmdk_chain_push(struct vbd *vbd, struct vs_error **errp)
-{
-	struct stat st;
-
-	if (chain_depth >= VMDK_MAX_CHAIN)
-		return vs_error_set(errp, ELOOP,
-				    "%s: parent chain deeper than %d disks",
-				    vbd->filename, VMDK_MAX_CHAIN);
-	if (stat(vbd->filename, &st) < 0)
-		return vs_error_set_errno(errp, errno, "%s: cannot stat",
-					  vbd->filename);
-	for (unsigned i = 0; i < chain_depth; i++)
-		if (chain[i].dev == st.st_dev && chain[i].ino == st.st_ino)
-			return vs_error_set(errp, ELOOP,
-					    "%s: the parent chain loops back "
-					    "to this disk",
-					    vbd->filename);
-	chain[chain_depth].dev = st.st_dev;
-	chain[chain_depth].ino = st.st_ino;
-	chain_depth++;
-	return 0;
-}
-
-void vmdk_chain_pop(void)
-{
-	chain_depth--;
-}
 
 char *vmdk_relative_path(const char *base, const char *name)
 {
@@ -91,7 +54,7 @@ int vmdk_parent_open(struct vbd *vbd, struct vmdk *s, struct vs_error **errp)
 	 * this disk). */
 	flags = VBD_O_RDONLY | (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	ret = vbd_open_file(path, "vmdk", flags, &s->parent, errp);
-	if (ret < 0 && (ret != -ELOOP || chain_depth == 1))
+	if (ret < 0 && (ret != -ELOOP || vbd_chain_depth() == 1))
 		vs_error_prefix(errp, "%s: cannot open its parent",
 				vbd->filename);
 	if (ret < 0)

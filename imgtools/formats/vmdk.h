@@ -58,7 +58,6 @@
 #define VMDK_MAX_DESC	       (1u << 20)
 #define VMDK_MAX_EXTENTS       16384u
 #define VMDK_MAX_CAPACITY      (1ull << 50) /* sectors: 512 PiB */
-#define VMDK_MAX_CHAIN	       256	    /* parents */
 /* Grain tables kept in memory at once before the cache starts over. */
 #define VMDK_GT_CACHE_BYTES (64u << 20)
 
@@ -245,8 +244,6 @@ int vmdk_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 struct vmdk_extent *vmdk_find_extent(struct vmdk *s, uint64_t off);
 
 /* vmdk-parent.c */
-int vmdk_chain_push(struct vbd *vbd, struct vs_error **errp);
-void vmdk_chain_pop(void);
 /* `name` relative to the directory of `base` (absolute names as is). */
 char *vmdk_relative_path(const char *base, const char *name);
 int vmdk_parent_open(struct vbd *vbd, struct vmdk *s, struct vs_error **errp);

@@ -255,7 +255,7 @@ def main():
     text_case("desc-parent-self",
               desc('RW 2048 FLAT "data-flat.bin" 0',
                    extra='parentFileNameHint="desc-parent-self.vmdk"'),
-              "the parent chain loops back to this disk")
+              "the backing chain loops back to this image")
     text_case("desc-garbage", desc('RW 2048 FLAT "data-flat.bin" 0')
               + "\x01\x02binary\n", "control character 0x01")
     text_case("desc-sparse-not-sparse",
