@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/atomic.h"
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "../common/log.h"
@@ -122,29 +123,17 @@ void qcow2_refcount_free(struct qcow2 *s)
 	free(s->frees);
 }
 
-/* Raise *p to v; in-place writes run outside the writers' lock. */
-static void atomic_max(uint64_t *p, uint64_t v)
-{
-	uint64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-
-	while (cur < v &&
-	       !__atomic_compare_exchange_n(p, &cur, v, false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_ACQUIRE))
-		;
-}
-
 int qcow2_file_pwritev(struct qcow2 *s, uint64_t off, const struct iovec *iov,
 		       int iovcnt)
 {
 	uint64_t end = off + vs_iov_size(iov, iovcnt);
 	int ret;
 
-	/* The raw layer's size is where its range check stops: the image
-	 * grows as clusters are written past its end. */
-	atomic_max(&s->file->size, end);
-	ret = vbd_pwritev(s->file, off, iov, iovcnt);
+	/* In-place writes run outside the writers' lock: both sizes only
+	 * grow, atomically. */
+	ret = vbd_pwritev_grow(s->file, off, iov, iovcnt);
 	if (ret == 0)
-		atomic_max(&s->file_size, end);
+		vs_atomic_max(&s->file_size, end);
 	return ret;
 }
 

@@ -230,6 +230,15 @@ int vbd_create_open(const char *path, const char *format,
 int vbd_create_write(int fd, const char *path, const void *buf, size_t len,
 		     uint64_t off, struct vs_error **errp);
 
+/*
+ * Write to a format's host file (a stacked file vbd) at or past its end:
+ * the file vbd's size, where its range check stops, is raised first, as
+ * formats append clusters, blocks and grains.  Any thread; concurrent
+ * appends are fine.
+ */
+int vbd_pwritev_grow(struct vbd *file, uint64_t offset, const struct iovec *iov,
+		     int iovcnt);
+
 /* Complete an async request (drivers call this, never req->cb directly). */
 void vbd_req_complete(struct vbd_req *req, int ret);
 

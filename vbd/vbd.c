@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/atomic.h"
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "driver.h"
@@ -273,6 +274,13 @@ int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 	if (ret != -ENOTSUP || (flags & VBD_ZERO_NO_FALLBACK))
 		return ret;
 	return write_zero_buffers(vbd, offset, len);
+}
+
+int vbd_pwritev_grow(struct vbd *file, uint64_t offset, const struct iovec *iov,
+		     int iovcnt)
+{
+	vs_atomic_max(&file->size, offset + vs_iov_size(iov, iovcnt));
+	return vbd_pwritev(file, offset, iov, iovcnt);
 }
 
 uint32_t vbd_cluster_size(const struct vbd *vbd)

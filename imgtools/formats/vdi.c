@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/atomic.h"
 #include "../../common/cleanup.h"
 #include "../../common/iov.h"
 #include "../../common/log.h"
@@ -351,23 +352,12 @@ static int file_pwritev(struct vdi *s, uint64_t off, const struct iovec *iov,
 			int iovcnt)
 {
 	uint64_t end = off + vs_iov_size(iov, iovcnt);
-	uint64_t cur = __atomic_load_n(&s->file->size, __ATOMIC_RELAXED);
 	int ret;
 
-	/* The raw layer's size is where its range check stops: the file
-	 * grows as blocks are added past its end. */
-	while (cur < end &&
-	       !__atomic_compare_exchange_n(&s->file->size, &cur, end, false,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
-	ret = vbd_pwritev(s->file, off, iov, iovcnt);
-	if (ret == 0) {
-		cur = file_size_get(s);
-		while (cur < end && !__atomic_compare_exchange_n(
-					    &s->file_size, &cur, end, false,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			;
-	}
+	/* The file grows as blocks are added past its end. */
+	ret = vbd_pwritev_grow(s->file, off, iov, iovcnt);
+	if (ret == 0)
+		vs_atomic_max(&s->file_size, end);
 	return ret;
 }
 

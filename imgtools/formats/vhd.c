@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/atomic.h"
 #include "../../common/cleanup.h"
 #include "../../common/iov.h"
 #include "../../common/log.h"
@@ -36,28 +37,16 @@ static struct vhd *vhd_of(struct vbd *vbd)
 	return vbd->opaque;
 }
 
-static void atomic_max(uint64_t *p, uint64_t v)
-{
-	uint64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-
-	while (cur < v &&
-	       !__atomic_compare_exchange_n(p, &cur, v, false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_ACQUIRE))
-		;
-}
-
-/* The raw layer's size is where its range check stops: the image grows
- * as blocks are appended. */
+/* The file grows as blocks are appended. */
 int vhd_file_writev(struct vhd *s, uint64_t off, const struct iovec *iov,
 		    int iovcnt)
 {
 	uint64_t end = off + vs_iov_size(iov, iovcnt);
 	int ret;
 
-	atomic_max(&s->file->size, end);
-	ret = vbd_pwritev(s->file, off, iov, iovcnt);
+	ret = vbd_pwritev_grow(s->file, off, iov, iovcnt);
 	if (ret == 0)
-		atomic_max(&s->file_size, end);
+		vs_atomic_max(&s->file_size, end);
 	return ret;
 }
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/atomic.h"
 #include "../../common/cleanup.h"
 #include "../../common/log.h"
 #include "vmdk.h"
@@ -69,27 +70,16 @@ void vmdk_header_encode(const struct vmdk_header *h, uint8_t *b)
 	b[78] = (uint8_t)(h->compress >> 8);
 }
 
-static void atomic_max(uint64_t *p, uint64_t v)
-{
-	uint64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-
-	while (cur < v &&
-	       !__atomic_compare_exchange_n(p, &cur, v, false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_ACQUIRE))
-		;
-}
-
 int vmdk_file_pwrite(struct vmdk_sparse *sp, uint64_t off, const void *buf,
 		     size_t len)
 {
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	int ret;
 
-	/* The raw layer's size is where its range check stops: the file
-	 * grows as grains and tables are appended. */
-	atomic_max(&sp->file->size, off + len);
-	ret = vbd_pwrite(sp->file, off, buf, len);
+	/* The file grows as grains and tables are appended. */
+	ret = vbd_pwritev_grow(sp->file, off, &iov, 1);
 	if (ret == 0)
-		atomic_max(&sp->file_size, off + len);
+		vs_atomic_max(&sp->file_size, off + len);
 	return ret;
 }
 

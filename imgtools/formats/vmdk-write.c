@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/atomic.h"
 #include "../../common/cleanup.h"
 #include "../../common/iov.h"
 #include "../../common/log.h"
@@ -79,7 +80,7 @@ static int write_in_place(struct vmdk_sparse *sp, uint32_t gte, uint64_t in,
 	struct iovec part[64];
 	autofree struct iovec *big = NULL;
 	struct iovec *p = part;
-	uint64_t off, cur;
+	uint64_t off;
 	int cnt;
 
 	if (iovcnt > (int)VS_ARRAY_SIZE(part)) {
@@ -92,20 +93,11 @@ static int write_in_place(struct vmdk_sparse *sp, uint32_t gte, uint64_t in,
 	if (cnt < 0)
 		return -EIO;
 	off = (uint64_t)gte * VMDK_SECTOR + in;
-	/* The raw layer checks its range: a grain at the end of a file
-	 * that was cut short is filled up to its length. */
-	cur = __atomic_load_n(&sp->file->size, __ATOMIC_ACQUIRE);
-	while (cur < off + n && !__atomic_compare_exchange_n(
-					&sp->file->size, &cur, off + n, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		;
-	cnt = vbd_pwritev(sp->file, off, p, cnt);
-	cur = __atomic_load_n(&sp->file_size, __ATOMIC_ACQUIRE);
-	while (cnt == 0 && cur < off + n &&
-	       !__atomic_compare_exchange_n(&sp->file_size, &cur, off + n,
-					    false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_ACQUIRE))
-		;
+	/* A grain at the end of a file that was cut short is filled up
+	 * to its length. */
+	cnt = vbd_pwritev_grow(sp->file, off, p, cnt);
+	if (cnt == 0)
+		vs_atomic_max(&sp->file_size, off + n);
 	return cnt;
 }
 
