@@ -231,6 +231,16 @@ int vbd_create_write(int fd, const char *path, const void *buf, size_t len,
 		     uint64_t off, struct vs_error **errp);
 
 /*
+ * Open a format's host file (the image itself, or a VMDK extent) as a
+ * stacked file vbd: on the spec's file_driver (raw, unless a test stacks
+ * the crash driver under the format), with the format vbd's access mode
+ * and its share and lock flags.
+ */
+int vbd_open_host_file(const struct vbd *vbd, const struct vbd_spec *spec,
+		       const char *path, struct vbd **out,
+		       struct vs_error **errp);
+
+/*
  * Write to a format's host file (a stacked file vbd) at or past its end:
  * the file vbd's size, where its range check stops, is raised first, as
  * formats append clusters, blocks and grains.  Any thread; concurrent

@@ -276,6 +276,17 @@ int vbd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 	return write_zero_buffers(vbd, offset, len);
 }
 
+int vbd_open_host_file(const struct vbd *vbd, const struct vbd_spec *spec,
+		       const char *path, struct vbd **out,
+		       struct vs_error **errp)
+{
+	const char *drv = spec->file_driver ? spec->file_driver : "raw";
+	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
+			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
+
+	return vbd_open_file(path, drv, flags, out, errp);
+}
+
 int vbd_pwritev_grow(struct vbd *file, uint64_t offset, const struct iovec *iov,
 		     int iovcnt)
 {

@@ -180,12 +180,9 @@ static void vdi_free(struct vdi *s)
 static int open_layers(struct vbd *vbd, const struct vbd_spec *spec,
 		       struct vdi *s, struct vs_error **errp)
 {
-	const char *file_driver = spec->file_driver ? spec->file_driver : "raw";
-	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
-			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	int ret;
 
-	ret = vbd_open_file(vbd->filename, file_driver, flags, &s->file, errp);
+	ret = vbd_open_host_file(vbd, spec, vbd->filename, &s->file, errp);
 	if (ret < 0)
 		return ret;
 	s->file_size = vbd_size(s->file);

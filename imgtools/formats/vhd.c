@@ -220,13 +220,10 @@ static void vhd_free(struct vhd *s)
 static int open_image(struct vbd *vbd, const struct vbd_spec *spec,
 		      struct vhd *s, struct vs_error **errp)
 {
-	const char *drv = spec->file_driver ? spec->file_driver : "raw";
-	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
-			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
 	uint64_t at;
 	int ret;
 
-	ret = vbd_open_file(vbd->filename, drv, flags, &s->file, errp);
+	ret = vbd_open_host_file(vbd, spec, vbd->filename, &s->file, errp);
 	if (ret < 0)
 		return ret;
 	s->file_size = vbd_size(s->file);

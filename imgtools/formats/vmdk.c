@@ -58,12 +58,6 @@ static bool same_file(const char *a, const char *b)
 	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static unsigned file_flags(struct vbd *vbd)
-{
-	return (vbd->readonly ? VBD_O_RDONLY : 0) |
-	       (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
-}
-
 /* Descriptor. */
 
 /* The embedded descriptor of a sparse file, or NULL text when it has
@@ -298,7 +292,7 @@ static int open_sparse(struct vmdk *s, struct vmdk_extent *e, unsigned i,
 }
 
 static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
-		       uint64_t start, const char *file_driver,
+		       uint64_t start, const struct vbd_spec *spec,
 		       struct vs_error **errp)
 {
 	const struct vmdk_desc_extent *x = &s->desc.ext[i];
@@ -318,8 +312,7 @@ static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
 	} else {
 		/* Extent files sit on the same driver as the descriptor's
 		 * file, so that a test's fault injection reaches them. */
-		ret = vbd_open_file(e->path, file_driver, file_flags(vbd),
-				    &e->file, errp);
+		ret = vbd_open_host_file(vbd, spec, e->path, &e->file, errp);
 		if (ret < 0) {
 			vs_error_prefix(errp, "%s: extent %u", vbd->filename,
 					i);
@@ -332,7 +325,7 @@ static int open_extent(struct vbd *vbd, struct vmdk *s, unsigned i,
 }
 
 static int open_extents(struct vbd *vbd, struct vmdk *s,
-			const char *file_driver, struct vs_error **errp)
+			const struct vbd_spec *spec, struct vs_error **errp)
 {
 	uint64_t start = 0;
 	int ret;
@@ -351,7 +344,7 @@ static int open_extents(struct vbd *vbd, struct vmdk *s,
 				vbd->filename,
 				(unsigned long long)VMDK_MAX_CAPACITY);
 		s->next = i + 1;
-		ret = open_extent(vbd, s, i, start, file_driver, errp);
+		ret = open_extent(vbd, s, i, start, spec, errp);
 		if (ret < 0)
 			return ret;
 		start += bytes;
@@ -408,7 +401,6 @@ static uint32_t common_grain(const struct vmdk *s)
 static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 		     struct vs_error **errp)
 {
-	const char *file_driver = spec->file_driver ? spec->file_driver : "raw";
 	struct vmdk *s = calloc(1, sizeof(*s));
 	int ret;
 
@@ -416,8 +408,7 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->filename = vbd->filename;
 	s->writable = !vbd->readonly;
-	ret = vbd_open_file(vbd->filename, file_driver, file_flags(vbd),
-			    &s->file, errp);
+	ret = vbd_open_host_file(vbd, spec, vbd->filename, &s->file, errp);
 	if (ret < 0) {
 		free(s);
 		return ret;
@@ -432,7 +423,7 @@ static int vmdk_open(struct vbd *vbd, const struct vbd_spec *spec,
 	if (ret == 0)
 		ret = check_desc(vbd, s, errp);
 	if (ret == 0)
-		ret = open_extents(vbd, s, file_driver, errp);
+		ret = open_extents(vbd, s, spec, errp);
 	if (ret == 0 && !(vbd->flags & VBD_O_NO_BACKING) &&
 	    (s->desc.parent_hint || s->desc.parent_cid != UINT32_MAX))
 		ret = vmdk_parent_open(vbd, s, errp);
