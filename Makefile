@@ -19,7 +19,7 @@ V        ?= 0
 # Modules, bottom layer first.  A module with only a README has no sources.
 MODULES := common vbd cow imgtools imgtools/formats blkback lvmglue hypervisor
 
-override CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I.
+override CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -I/usr/include/fuse3
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -pthread -Wall -Wextra -Wshadow -Wformat=2 \
 	    -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes \
@@ -31,7 +31,7 @@ ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-LDLIBS   += -luring -laio -lzstd -lz -lblkid -ljson-c -lpthread
+LDLIBS   += -luring -laio -lzstd -lz -lblkid -ljson-c -lfuse3 -lpthread
 
 ifeq ($(V),0)
 Q = @

@@ -5,10 +5,14 @@
 # command to run.
 set -e
 
-# build: compiler, libraries; test: cmocka, prove (perl), peers.
+# build: compiler, libraries; test: cmocka, prove (perl), peers (qemu-img,
+# qemu-nbd, qemu-storage-daemon, nbdinfo/nbdcopy, fio); the test VM: QEMU
+# and busybox (tests/vm/).
 PKGS="gcc make pkg-config libc6-dev clang clang-format strace
 libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
-libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd"
+libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd
+libfuse3-dev fuse3 libnbd-bin qemu-system-x86 qemu-system-common
+busybox-static"
 
 missing=""
 for p in $PKGS; do
