@@ -195,7 +195,8 @@ static int raw_open(struct vbd *vbd, const struct vbd_spec *spec,
 	}
 	if (s->direct) {
 		get_dio_align(vbd, s);
-		if (!s->blockdev && vbd->size % s->align) {
+		if (!s->blockdev && vbd->size % s->align &&
+		    !(vbd->flags & VBD_O_HOST_FILE)) {
 			ret = vs_error_set(
 				errp, EINVAL,
 				"%s: size %llu is not a multiple of the "

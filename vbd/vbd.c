@@ -281,8 +281,9 @@ int vbd_open_host_file(const struct vbd *vbd, const struct vbd_spec *spec,
 		       struct vs_error **errp)
 {
 	const char *drv = spec->file_driver ? spec->file_driver : "raw";
-	unsigned flags = (vbd->readonly ? VBD_O_RDONLY : 0) |
-			 (vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK));
+	unsigned flags =
+		(vbd->readonly ? VBD_O_RDONLY : 0) | VBD_O_HOST_FILE |
+		(vbd->flags & (VBD_O_SHARE | VBD_O_NOLOCK | VBD_O_DIRECT));
 
 	return vbd_open_file(path, drv, flags, out, errp);
 }

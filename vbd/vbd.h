@@ -51,6 +51,12 @@ enum {
 				 * write-back orders nothing (no fdatasync
 				 * between its steps); vbd_flush still makes
 				 * everything stable */
+	/* A format's host file (vbd_open_host_file): with O_DIRECT its
+	 * size need not be a multiple of the block size, and a write to
+	 * its partial last block may grow it to the whole block.  The
+	 * format keeps its own size, so the padding is never read as
+	 * image data. */
+	VBD_O_HOST_FILE = 1u << 10,
 };
 
 /* I/O engines, named as QEMU names its aio= values. */

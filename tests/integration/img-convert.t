@@ -15,9 +15,9 @@
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
 
-requires qemu-img qemu-io python3 stat "$VSTOR"
+requires qemu-img qemu-io python3 stat strace "$VSTOR"
 
-plan 101
+plan 107
 
 MiB=$((1 << 20))
 SIZE=$((64 * MiB))
@@ -259,6 +259,20 @@ run_fails "--target-is-zero without -n" "$VSTOR" img convert --target-is-zero \
 like "$err" "--target-is-zero requires use of -n flag" \
 	"--target-is-zero without -n: qemu-img's message"
 run_fails "-m 17" "$VSTOR" img convert -m 17 "$src" "$T/e5.raw"
+
+# -t none / -T none: O_DIRECT reaches the qcow2's own host file (its
+# size is no multiple of 4 KiB and its tail block is written partially),
+# not only the layer above it.
+run_ok "-t none -T none into qcow2" strace -f -e trace=openat \
+	-o "$T/direct.strace" "$VSTOR" img convert -t none -T none -O qcow2 \
+	"$src" "$T/direct.qcow2"
+check "-t none: the qcow2 file is opened O_DIRECT" \
+	grep -q 'direct\.qcow2".*O_DIRECT' "$T/direct.strace"
+compare_ok "-t none: content" "$src" "$T/direct.qcow2"
+run_ok "-t none: qemu-img check" qemu-img check "$T/direct.qcow2"
+run_ok "-t none back to raw" "$VSTOR" img convert -t none -T none -O raw \
+	"$T/direct.qcow2" "$T/direct.raw"
+compare_ok "-t none: raw from a qcow2 read O_DIRECT" "$src" "$T/direct.raw"
 
 # A source whose L2 entry for 32 MiB points past the end of its file:
 # the copy fails there, after writing what came before.
