@@ -6,6 +6,7 @@
 #   make bench        side-by-side benchmarks against the peer tools
 #   make deps         install the Debian packages building and testing need
 #   make format-check the tree matches .clang-format
+#   make vm           the test VM of tests/vm/ (build/vm-cache; check needs it)
 #
 # Variables: CC=clang, WERROR=0 (warnings stay warnings),
 # SANITIZE=address,undefined, BUILD=dir (default build).
@@ -54,7 +55,7 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 LIB       := $(BUILD)/libvstor.a
 VSTOR     := $(BUILD)/vstor
 
-.PHONY: all deps check unit unit-asan build-clang tools fuzz man demo bench clean \
+.PHONY: all deps check unit unit-asan build-clang tools fuzz man demo bench clean vm \
 	format format-check
 
 all: $(VSTOR) man
@@ -105,7 +106,15 @@ build-clang: | deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang \
 		$(BUILD)/clang/vstor unit tools
 
-check: format-check all tools fuzz unit unit-asan build-clang
+# The test VM (tests/vm/): a Debian kernel and a busybox initramfs, built
+# into $(VSTOR_VM_CACHE) when missing or when tests/vm/ changed.
+VSTOR_VM_CACHE ?= $(abspath build/vm-cache)
+export VSTOR_VM_CACHE
+vm: | deps
+	$(call say,VM,$(VSTOR_VM_CACHE))
+	$(Q)tests/vm/build.sh >/dev/null
+
+check: format-check all tools fuzz unit unit-asan build-clang vm
 	$(Q)VSTOR=$(abspath $(VSTOR)) TOOLS=$(abspath $(BUILD)/tests/tools) \
 	 FUZZ=$(abspath $(BUILD)/fuzz) \
 	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \
@@ -131,6 +140,11 @@ FUZZ_SRCS_fuzz-vhd := $(LIB_SRCS)
 FUZZ_LIBS_fuzz-vhd := $(LDLIBS)
 FUZZ_SRCS_fuzz-vdi := $(LIB_SRCS)
 FUZZ_LIBS_fuzz-vdi := $(LDLIBS)
+FUZZ_SRCS_fuzz-virtqueue := blkback/virtqueue.c blkback/guest-mem.c \
+	common/error.c common/log.c
+# The NBD server end to end, in process: the whole library.
+FUZZ_SRCS_fuzz-nbd := $(LIB_SRCS)
+FUZZ_LIBS_fuzz-nbd := $(LDLIBS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 fuzz: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps

@@ -73,8 +73,11 @@ enum blkback_op {
 };
 
 enum {
-	BLKBACK_F_FUA = 1u << 0,	 /* WRITE, WRITE_ZEROES: stable when
-					  * done (a flush follows) */
+	BLKBACK_F_FUA = 1u << 0,	 /* WRITE, DISCARD, WRITE_ZEROES:
+					  * stable when done (a flush
+					  * follows); accepted and
+					  * meaningless on the others, as
+					  * NBD allows it on any command */
 	BLKBACK_F_MAY_UNMAP = 1u << 1,	 /* WRITE_ZEROES: may deallocate */
 	BLKBACK_F_NO_FALLBACK = 1u << 2, /* WRITE_ZEROES: fail with
 					  * -ENOTSUP rather than writing

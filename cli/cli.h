@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The vstor command: verb groups ("disk", "img", ...) each hold a table of
- * verbs; cli/main.c holds the table of groups.  One file per verb
- * (cli/img-info.c), one file per group table (cli/img.c).
+ * verbs; cli/main.c holds the table of groups and the table of top-level
+ * verbs, which have no group ("vstor serve").  One file per verb
+ * (cli/img-info.c, cli/serve.c), one file per group table (cli/img.c).
  *
  * A verb's run() gets argv with argv[0] = the verb's name ("info"), parses
  * its options with getopt_long, prints, and returns the process exit code:
@@ -37,6 +38,10 @@ struct cli_group {
  */
 extern const struct cli_group cli_group_disk;
 extern const struct cli_group cli_group_img;
+
+/* Top-level verbs are `cli_verb_VERB` (cli_verb_serve), listed in
+ * main.c's top_verbs. */
+extern const struct cli_verb cli_verb_serve;
 
 extern const struct cli_verb cli_verb_disk_parse;
 extern const struct cli_verb cli_verb_img_create;

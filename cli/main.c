@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * vstor: the command.  Parses the global options, finds the verb group
- * and verb in the tables below, and hands over argv.
+ * vstor: the command.  Parses the global options, finds the verb (a
+ * top-level one such as "serve", or a group and its verb such as "img
+ * info") in the tables below, and hands over argv.
  */
 #include <getopt.h>
 #include <json-c/json.h>
@@ -22,9 +23,16 @@ static const struct cli_group *const groups[] = {
 	NULL,
 };
 
+/* Verbs of their own, without a group ("vstor serve"). */
+static const struct cli_verb *const top_verbs[] = {
+	&cli_verb_serve,
+	NULL,
+};
+
 static const char main_usage[] =
-	"Usage: vstor [-D MODULES] [-q] GROUP VERB [OPTIONS] [ARGS]\n"
-	"       vstor help [GROUP [VERB]]\n"
+	"Usage: vstor [-D MODULES] [-q] VERB [OPTIONS] [ARGS]\n"
+	"       vstor [-D MODULES] [-q] GROUP VERB [OPTIONS] [ARGS]\n"
+	"       vstor help [VERB | GROUP [VERB]]\n"
 	"       vstor --version\n"
 	"\n"
 	"vstor serves and manages the disks of Xen- and KVM-style domains:\n"
@@ -37,15 +45,21 @@ static const char main_usage[] =
 	"  -h, --help           this help; 'vstor help GROUP VERB' for a verb\n"
 	"  -V, --version        print the version and exit\n"
 	"\n"
-	"Verb groups:\n";
+	"Verbs:\n";
 
 static void print_groups(FILE *out)
 {
 	fputs(main_usage, out);
+	for (int i = 0; top_verbs[i]; i++)
+		fprintf(out, "  %-8s %s\n", top_verbs[i]->name,
+			top_verbs[i]->summary);
+	fputs("\nVerb groups:\n", out);
 	for (int i = 0; groups[i]; i++)
 		fprintf(out, "  %-8s %s\n", groups[i]->name,
 			groups[i]->summary);
-	fputs("\nRun 'vstor help GROUP' for the verbs of a group.\n", out);
+	fputs("\nRun 'vstor help VERB' for a verb's options, 'vstor help "
+	      "GROUP' for\nthe verbs of a group.\n",
+	      out);
 }
 
 static void print_group(const struct cli_group *g, FILE *out)
@@ -67,13 +81,19 @@ static const struct cli_group *find_group(const char *name)
 	return NULL;
 }
 
+static const struct cli_verb *find_in(const struct cli_verb *const *verbs,
+				      const char *name)
+{
+	for (int i = 0; verbs[i]; i++)
+		if (!strcmp(verbs[i]->name, name))
+			return verbs[i];
+	return NULL;
+}
+
 static const struct cli_verb *find_verb(const struct cli_group *g,
 					const char *name)
 {
-	for (int i = 0; g->verbs[i]; i++)
-		if (!strcmp(g->verbs[i]->name, name))
-			return g->verbs[i];
-	return NULL;
+	return find_in(g->verbs, name);
 }
 
 void cli_print_usage(const struct cli_verb *verb)
@@ -140,9 +160,14 @@ static int cmd_help(int argc, char **argv)
 		print_groups(stdout);
 		return 0;
 	}
+	v = find_in(top_verbs, argv[1]);
+	if (v) {
+		cli_print_usage(v);
+		return 0;
+	}
 	g = find_group(argv[1]);
 	if (!g)
-		return cli_usage_error(NULL, NULL, "unknown verb group '%s'",
+		return cli_usage_error(NULL, NULL, "unknown verb '%s'",
 				       argv[1]);
 	if (argc < 3) {
 		print_group(g, stdout);
@@ -154,6 +179,23 @@ static int cmd_help(int argc, char **argv)
 				       g->name, argv[2]);
 	cli_print_usage(v);
 	return 0;
+}
+
+/* argv[0] is the verb's name: --help anywhere before "--" prints its
+ * usage, otherwise the verb runs. */
+static int run_found_verb(const struct cli_verb *v, int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_print_usage(v);
+			return 0;
+		}
+	}
+	/* 0, not 1: glibc then starts afresh and forgets the "+" (stop at
+	 * the first operand) of the global options above, so that a verb's
+	 * options may follow its operands, as in qemu-img. */
+	optind = 0;
+	return v->run(argc, argv);
 }
 
 static int run_verb(const struct cli_group *g, int argc, char **argv)
@@ -168,17 +210,7 @@ static int run_verb(const struct cli_group *g, int argc, char **argv)
 	if (!v)
 		return cli_usage_error(g->name, NULL, "unknown verb '%s %s'",
 				       g->name, argv[1]);
-	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			cli_print_usage(v);
-			return 0;
-		}
-	}
-	/* 0, not 1: glibc then starts afresh and forgets the "+" (stop at
-	 * the first operand) of the global options above, so that a verb's
-	 * options may follow its operands, as in qemu-img. */
-	optind = 0;
-	return v->run(argc - 1, argv + 1);
+	return run_found_verb(v, argc - 1, argv + 1);
 }
 
 int main(int argc, char **argv)
@@ -191,6 +223,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const struct cli_group *g;
+	const struct cli_verb *v;
 	int c;
 
 	/* '+': stop at the first non-option, which is the verb group. */
@@ -211,9 +244,12 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (!strcmp(argv[0], "help"))
 		return cmd_help(argc, argv);
+	v = find_in(top_verbs, argv[0]);
+	if (v)
+		return run_found_verb(v, argc, argv);
 	g = find_group(argv[0]);
 	if (!g)
-		return cli_usage_error(NULL, NULL, "unknown verb group '%s'",
+		return cli_usage_error(NULL, NULL, "unknown verb '%s'",
 				       argv[0]);
 	return run_verb(g, argc, argv);
 }

@@ -7,12 +7,14 @@ set -e
 
 # build: compiler, libraries; test: cmocka, prove (perl), peers (qemu-img,
 # qemu-nbd, qemu-storage-daemon, nbdinfo/nbdcopy, fio); the test VM: QEMU
-# and busybox (tests/vm/).
+# and busybox (tests/vm/); lvm2, dmsetup, kpartx, thin_* for the guest,
+# which runs the host's /usr.
 PKGS="gcc make pkg-config libc6-dev clang clang-format strace
 libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
 libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd
+fdisk
 libfuse3-dev fuse3 libnbd-bin qemu-system-x86 qemu-system-common
-busybox-static"
+busybox-static lvm2 dmsetup kpartx thin-provisioning-tools e2fsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -15,6 +15,10 @@ for bin in "${targets[@]}"; do
 	# Images need room; a config line does not.
 	case $name in
 	fuzz-qcow2 | fuzz-vmdk | fuzz-vhd | fuzz-vdi) max_len=65536 runs=20000 ;;
+	# Rings and buffers in 8 KiB of guest memory.
+	fuzz-virtqueue) max_len=4096 runs=100000 ;;
+	# One NBD connection per input, served by threads: fewer runs.
+	fuzz-nbd) max_len=2048 runs=10000 ;;
 	*) max_len=512 runs=200000 ;;
 	esac
 	# A fixed seed keeps a failure reproducible; new inputs go to $T only.

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NBD replies: building them (simple, or structured chunks once the
+ * client negotiated them) and sending them.
+ *
+ * A finished request is sent at once by the thread that finished it
+ * (an engine thread, mostly) when nothing else is being sent: one
+ * nonblocking sendmsg, no thread hand-off.  If the socket is full, or
+ * another reply is on its way out, the slot joins the queue and the
+ * writer thread sends it, blocking as long as the client takes.  So an
+ * engine thread never waits for a client, and the `sending` flag keeps
+ * two replies from interleaving on the wire.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../common/cleanup.h"
+#include "nbd-conn.h"
+
+/* Replies per sendmsg from the writer. */
+#define WRITER_BATCH 64
+
+static int nbd_errno(int err)
+{
+	switch (-err) {
+	case 0: return 0;
+	case EPERM:
+	case EROFS:
+	case EACCES: return NBD_EPERM;
+	case ENOMEM: return NBD_ENOMEM;
+	case EINVAL: return NBD_EINVAL;
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG: return NBD_ENOSPC;
+	case EOVERFLOW: return NBD_EOVERFLOW;
+	case ENOTSUP: return NBD_ENOTSUP;
+	case ESHUTDOWN: return NBD_ESHUTDOWN;
+	default: return NBD_EIO;
+	}
+}
+
+static const char *cmd_name(uint16_t type)
+{
+	static const char *const names[] = {
+		[NBD_CMD_READ] = "read",
+		[NBD_CMD_WRITE] = "write",
+		[NBD_CMD_DISC] = "disconnect",
+		[NBD_CMD_FLUSH] = "flush",
+		[NBD_CMD_TRIM] = "trim",
+		[NBD_CMD_CACHE] = "cache",
+		[NBD_CMD_WRITE_ZEROES] = "write zeroes",
+		[NBD_CMD_BLOCK_STATUS] = "block status",
+	};
+
+	return type < VS_ARRAY_SIZE(names) ? names[type] : "command";
+}
+
+/* An error chunk, with a message a person can read. */
+static void build_error_chunk(struct nbd_slot *s,
+			      struct nbd_structured_reply *r)
+{
+	struct nbd_chunk_error e = {.error = htobe32(nbd_errno(s->err))};
+	char msg[sizeof(s->hdr) - sizeof(*r) - sizeof(e)];
+	const char *why = strerrordesc_np(-s->err);
+	int n = snprintf(msg, sizeof(msg), "%s: %s", cmd_name(s->type),
+			 why ? why : "error");
+
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	e.msg_len = htobe16((uint16_t)n);
+	r->type = htobe16(NBD_REPLY_TYPE_ERROR);
+	r->length = htobe32(sizeof(e) + (uint32_t)n);
+	memcpy(s->hdr, r, sizeof(*r));
+	memcpy(s->hdr + sizeof(*r), &e, sizeof(e));
+	memcpy(s->hdr + sizeof(*r) + sizeof(e), msg, (size_t)n);
+	s->hdr_len = sizeof(*r) + sizeof(e) + (size_t)n;
+}
+
+/* Build the reply of a finished slot: the header in s->hdr, and in
+ * s->data_len the payload bytes (of s->buf) that follow it. */
+static void build_reply(const struct nbd_conn *c, struct nbd_slot *s)
+{
+	bool is_read = s->type == NBD_CMD_READ;
+
+	if (s->err == 0 && is_read)
+		s->data_len = s->len;
+	if (!c->structured || (s->err == 0 && !s->data_len)) {
+		/* Simple replies also serve structured clients for
+		 * everything that carries no payload. */
+		struct nbd_simple_reply r = {
+			.magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
+			.error = htobe32((uint32_t)nbd_errno(s->err)),
+			.handle = htobe64(s->handle),
+		};
+
+		memcpy(s->hdr, &r, sizeof(r));
+		s->hdr_len = sizeof(r);
+		if (s->err)
+			s->data_len = 0;
+		return;
+	}
+	struct nbd_structured_reply r = {
+		.magic = htobe32(NBD_STRUCTURED_REPLY_MAGIC),
+		.flags = htobe16(NBD_REPLY_FLAG_DONE),
+		.handle = htobe64(s->handle),
+	};
+	if (s->err) {
+		s->data_len = 0;
+		build_error_chunk(s, &r);
+	} else if (is_read) {
+		/* One data chunk: the data was read whole before the reply,
+		 * so it may carry DONE (and DF is always honoured). */
+		uint64_t off = htobe64(s->offset);
+
+		r.type = htobe16(NBD_REPLY_TYPE_OFFSET_DATA);
+		r.length = htobe32(8 + s->len);
+		memcpy(s->hdr, &r, sizeof(r));
+		memcpy(s->hdr + sizeof(r), &off, 8);
+		s->hdr_len = sizeof(r) + 8;
+	} else {
+		r.type = htobe16(NBD_REPLY_TYPE_BLOCK_STATUS);
+		r.length = htobe32((uint32_t)s->data_len);
+		memcpy(s->hdr, &r, sizeof(r));
+		s->hdr_len = sizeof(r);
+	}
+}
+
+/* The iovecs of a slot's reply, past the `sent` bytes already sent. */
+static int slot_iov(const struct nbd_slot *s, struct iovec *iov)
+{
+	size_t skip = s->sent;
+	int n = 0;
+
+	if (skip < s->hdr_len)
+		iov[n++] = (struct iovec){(uint8_t *)s->hdr + skip,
+					  s->hdr_len - skip};
+	skip = skip > s->hdr_len ? skip - s->hdr_len : 0;
+	if (s->data_len > skip)
+		iov[n++] = (struct iovec){s->buf + skip, s->data_len - skip};
+	return n;
+}
+
+void nbd_slot_put_locked(struct nbd_conn *c, struct nbd_slot *s)
+{
+	if (s->temp && s->buf) {
+		free(s->buf);
+		c->mem -= s->cap;
+		s->buf = NULL;
+		s->cap = 0;
+	}
+	s->temp = false;
+	s->next = c->free_slots;
+	c->free_slots = s;
+	c->in_flight--;
+}
+
+/*
+ * Try to send one reply now, without blocking: the bytes sent (all of
+ * them, or fewer when the socket is full), or -errno.
+ */
+static ssize_t send_now(struct nbd_conn *c, struct nbd_slot *s)
+{
+	struct iovec iov[2];
+	struct msghdr msg = {.msg_iov = iov};
+	ssize_t n;
+
+	build_reply(c, s);
+	s->sent = 0;
+	msg.msg_iovlen = (size_t)slot_iov(s, iov);
+	do {
+		n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	return n;
+}
+
+void nbd_reply_queue(struct nbd_slot *s)
+{
+	struct nbd_conn *c = s->c;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->lock);
+	if (s->err == -ESHUTDOWN)
+		c->shutdown = true;
+	if (c->sending || c->queue_head || c->dead) {
+		s->built = false;
+		s->next = NULL;
+		*c->queue_tail = s;
+		c->queue_tail = &s->next;
+		pthread_cond_signal(&c->writer_cond);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->sending = true;
+	pthread_mutex_unlock(&c->lock);
+
+	n = send_now(c, s);
+
+	pthread_mutex_lock(&c->lock);
+	c->sending = false;
+	if (n < 0 || (size_t)n == s->hdr_len + s->data_len) {
+		if (n < 0 && !c->dead) {
+			c->dead = true;
+			nbd_conn_kick(c);
+		}
+		nbd_slot_put_locked(c, s);
+		pthread_cond_broadcast(&c->reader_cond);
+	} else {
+		/* The rest goes first, from the writer. */
+		s->sent = (size_t)n;
+		s->built = true;
+		s->next = c->queue_head;
+		c->queue_head = s;
+		if (c->queue_tail == &c->queue_head)
+			c->queue_tail = &s->next;
+	}
+	/* The writer may be waiting for the queue, or for the last
+	 * request of a closing connection. */
+	if (c->queue_head || c->closing)
+		pthread_cond_signal(&c->writer_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void *nbd_writer_main(void *opaque)
+{
+	struct nbd_conn *c = opaque;
+	struct iovec iov[2 * WRITER_BATCH];
+
+	pthread_setname_np(pthread_self(), "nbd-writer");
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct nbd_slot *list, *s, *next;
+		bool dead;
+
+		while ((!c->queue_head || c->sending) &&
+		       !(c->closing && c->in_flight == 0 && !c->sending))
+			pthread_cond_wait(&c->writer_cond, &c->lock);
+		if (!c->queue_head)
+			break;
+		list = c->queue_head;
+		c->queue_head = NULL;
+		c->queue_tail = &c->queue_head;
+		c->sending = true;
+		dead = c->dead;
+		pthread_mutex_unlock(&c->lock);
+
+		for (s = list; s && !dead;) {
+			int n = 0;
+
+			for (int k = 0; s && k < WRITER_BATCH;
+			     s = s->next, k++) {
+				if (!s->built) {
+					build_reply(c, s);
+					s->sent = 0;
+				}
+				n += slot_iov(s, iov + n);
+			}
+			if (n && nbd_conn_writev(c, iov, n) < 0) {
+				dead = true;
+				nbd_conn_kick(c);
+			}
+		}
+
+		pthread_mutex_lock(&c->lock);
+		c->sending = false;
+		if (dead)
+			c->dead = true;
+		for (s = list; s; s = next) {
+			next = s->next;
+			nbd_slot_put_locked(c, s);
+		}
+		pthread_cond_broadcast(&c->reader_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
