@@ -22,14 +22,13 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/cleanup.h"
 #include "../common/log.h"
 #include "../vbd/diskspec.h"
 #include "server.h"
+#include "unix-socket.h"
 
 /* A longer request closes its connection. */
 #define CONTROL_MAX_LINE    (64u << 10)
@@ -48,15 +47,14 @@ struct client {
 };
 
 static struct {
-	int listen_fd;
+	struct blkback_unix_listener listener;
 	int stop_fd; /* eventfd: stop listening and serving */
-	char *path;
 	pthread_t thread;
 	bool running;
 	pthread_mutex_t lock;
 	struct client *clients;
 } ctl = {
-	.listen_fd = -1,
+	.listener = {.fd = -1},
 	.stop_fd = -1,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -482,7 +480,7 @@ static unsigned reap_clients(bool all)
 
 static void accept_client(void)
 {
-	int fd = accept4(ctl.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(ctl.listener.fd, NULL, NULL, SOCK_CLOEXEC);
 	struct client *c;
 
 	if (fd < 0) {
@@ -531,7 +529,7 @@ static void *listen_thread(void *arg)
 {
 	for (;;) {
 		struct pollfd pfd[2] = {
-			{.fd = ctl.listen_fd, .events = POLLIN},
+			{.fd = ctl.listener.fd, .events = POLLIN},
 			{.fd = ctl.stop_fd, .events = POLLIN},
 		};
 
@@ -551,91 +549,18 @@ static void *listen_thread(void *arg)
 	return NULL;
 }
 
-/* Listening. */
-
-/* A socket file left by a server that died is replaced; one that
- * answers belongs to a live server and is not. */
-static int unlink_stale(const struct sockaddr_un *sa, struct vs_error **errp)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ret;
-
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "control socket");
-	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (ret == 0)
-		return vs_error_set(errp, EADDRINUSE,
-				    "control socket %s: another server "
-				    "listens there",
-				    sa->sun_path);
-	if (errno != ECONNREFUSED)
-		return vs_error_set(errp, EADDRINUSE,
-				    "control socket %s: the file exists",
-				    sa->sun_path);
-	unlink(sa->sun_path);
-	return 0;
-}
-
-static int control_listen(const char *path, struct vs_error **errp)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, ret;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return vs_error_set(errp, ENAMETOOLONG,
-				    "control socket %s: the path is longer "
-				    "than %zu bytes",
-				    path, sizeof(sa.sun_path) - 1);
-	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return vs_error_set(errp, EEXIST,
-					    "control socket %s: a file that "
-					    "is not a socket is in the way",
-					    path);
-		ret = unlink_stale(&sa, errp);
-		if (ret < 0)
-			return ret;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "control socket %s",
-					  path);
-	/* On Linux the socket file takes the socket inode's mode: 0600
-	 * from the start, with no window where others could connect. */
-	if (fchmod(fd, 0600) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = vs_error_set_errno(errp, errno, "control socket %s",
-					 path);
-		close(fd);
-		return ret;
-	}
-	if (chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		ret = vs_error_set_errno(errp, errno, "control socket %s",
-					 path);
-		close(fd);
-		unlink(path);
-		return ret;
-	}
-	ctl.listen_fd = fd;
-	return 0;
-}
-
 int blkback_control_start(const char *path, struct vs_error **errp)
 {
 	int ret;
 
-	ret = control_listen(path, errp);
+	ret = blkback_unix_listen(&ctl.listener, path, 16, 0, "control socket",
+				  errp);
 	if (ret < 0)
 		return ret;
-	ctl.path = strdup(path);
 	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!ctl.path || ctl.stop_fd < 0) {
-		ret = vs_error_set(errp, ENOMEM, "control socket %s: %s", path,
-				   ctl.path ? strerror(errno)
-					    : "out of memory");
+	if (ctl.stop_fd < 0) {
+		ret = vs_error_set_errno(errp, errno, "control socket %s",
+					 path);
 		goto fail;
 	}
 	ret = -pthread_create(&ctl.thread, NULL, listen_thread, NULL);
@@ -647,14 +572,10 @@ int blkback_control_start(const char *path, struct vs_error **errp)
 	ctl.running = true;
 	return 0;
 fail:
-	close(ctl.listen_fd);
-	ctl.listen_fd = -1;
+	blkback_unix_unlisten(&ctl.listener);
 	if (ctl.stop_fd >= 0)
 		close(ctl.stop_fd);
 	ctl.stop_fd = -1;
-	unlink(path);
-	free(ctl.path);
-	ctl.path = NULL;
 	return ret;
 }
 
@@ -669,11 +590,8 @@ void blkback_control_stop(void)
 	if (write(ctl.stop_fd, &one, sizeof(one)) < 0)
 		vs_log(VS_LOG_ERROR, "blkback", "control: %s", strerror(errno));
 	pthread_join(ctl.thread, NULL);
-	close(ctl.listen_fd);
+	blkback_unix_unlisten(&ctl.listener);
 	close(ctl.stop_fd);
-	unlink(ctl.path);
-	free(ctl.path);
-	ctl.listen_fd = ctl.stop_fd = -1;
-	ctl.path = NULL;
+	ctl.stop_fd = -1;
 	ctl.running = false;
 }

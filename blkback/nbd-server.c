@@ -20,13 +20,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/log.h"
 #include "../common/opts.h"
 #include "nbd-conn.h"
+#include "unix-socket.h"
 
 #define DEFAULT_MAX_CONNECTIONS 64
 #define MAX_MAX_CONNECTIONS	1024
@@ -36,9 +35,7 @@ struct nbd_server {
 	int listen_fd;
 	int stop_fd; /* eventfd: the accept thread ends */
 	pthread_t accept_thread;
-	char *unix_path; /* the socket file we made, or NULL (TCP) */
-	dev_t unix_dev;
-	ino_t unix_ino;
+	struct blkback_unix_listener unix_l; /* its fd moves to listen_fd */
 	char bound[128]; /* "unix:PATH" or "tcp:HOST:PORT", as bound */
 	unsigned max_conns;
 
@@ -149,72 +146,18 @@ out:
 	return ret;
 }
 
-/* A socket file left by a server that died: nobody accepts on it. */
-static bool stale_socket(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, ret;
-
-	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return false;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	return ret < 0 && errno == ECONNREFUSED;
-}
-
 static int listen_unix(struct nbd_server *srv, const char *addr,
 		       const char *path, struct vs_error **errp)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd;
+	char what[160];
+	int ret;
 
-	if (!*path)
-		return vs_error_set(errp, EINVAL, "nbd export %s: empty path",
-				    addr);
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return vs_error_set(errp, ENAMETOOLONG,
-				    "nbd export %s: socket path longer than "
-				    "%zu bytes",
-				    addr, sizeof(sa.sun_path) - 1);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "nbd export %s: socket",
-					  addr);
-	/* The socket file takes the socket's mode at bind: 0600 from the
-	 * start, never a moment open to others. */
-	fchmod(fd, 0600);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-	    !(errno == EADDRINUSE && stale_socket(&sa) && unlink(path) == 0 &&
-	      bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)) {
-		int err = errno;
-
-		close(fd);
-		return vs_error_set_errno(errp, err,
-					  "nbd export %s: cannot bind", addr);
-	}
-	if (chmod(path, 0600) < 0 || listen(fd, 128) < 0 ||
-	    stat(path, &st) < 0) {
-		int err = errno;
-
-		unlink(path);
-		close(fd);
-		return vs_error_set_errno(errp, err,
-					  "nbd export %s: cannot listen", addr);
-	}
-	srv->unix_path = strdup(path);
-	if (!srv->unix_path) {
-		unlink(path);
-		close(fd);
-		return vs_error_set(errp, ENOMEM, "out of memory");
-	}
-	srv->unix_dev = st.st_dev;
-	srv->unix_ino = st.st_ino;
-	srv->listen_fd = fd;
+	snprintf(what, sizeof(what), "nbd export %s", addr);
+	ret = blkback_unix_listen(&srv->unix_l, path, 128, 0, what, errp);
+	if (ret < 0)
+		return ret;
+	srv->listen_fd = srv->unix_l.fd;
+	srv->unix_l.fd = -1;
 	snprintf(srv->bound, sizeof(srv->bound), "unix:%s", path);
 	return 0;
 }
@@ -222,15 +165,7 @@ static int listen_unix(struct nbd_server *srv, const char *addr,
 /* Remove our socket file, unless someone replaced it meanwhile. */
 static void remove_socket_file(struct nbd_server *srv)
 {
-	struct stat st;
-
-	if (!srv->unix_path)
-		return;
-	if (stat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
-	    st.st_ino == srv->unix_ino)
-		unlink(srv->unix_path);
-	free(srv->unix_path);
-	srv->unix_path = NULL;
+	blkback_unix_unlisten(&srv->unix_l);
 }
 
 /* Join and free connections whose thread has ended.  Under srv->lock. */
@@ -377,6 +312,7 @@ static int nbd_start(struct blkback_export *ex, struct vs_error **errp)
 	srv->ex = ex;
 	srv->listen_fd = -1;
 	srv->stop_fd = -1;
+	srv->unix_l.fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	ret = parse_opts(srv, ex->opts, errp);
 	if (ret < 0)

@@ -32,6 +32,7 @@
 #include "../common/opts.h"
 #include "blkback.h"
 #include "vhost-blk.h"
+#include "unix-socket.h"
 #include "vhost-user.h"
 
 #define VU_MODULE "vhost"
@@ -39,7 +40,7 @@
 struct vu_export {
 	struct blkback_export *ex;
 	char *path;
-	int listen_fd;
+	struct blkback_unix_listener listener;
 	int stop_fd;
 	pthread_t thread;
 	unsigned nqueues;
@@ -645,7 +646,7 @@ static void disconnect(struct vu_export *vu)
 
 static void accept_one(struct vu_export *vu)
 {
-	int fd = accept4(vu->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(vu->listener.fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -676,7 +677,7 @@ static void *export_thread(void *arg)
 	for (;;) {
 		struct pollfd p[3] = {
 			{.fd = vu->stop_fd, .events = POLLIN},
-			{.fd = vu->listen_fd, .events = POLLIN},
+			{.fd = vu->listener.fd, .events = POLLIN},
 			{.fd = vu->conn_fd, .events = POLLIN},
 		};
 
@@ -697,57 +698,6 @@ static void *export_thread(void *arg)
 	if (vu->conn_fd >= 0)
 		disconnect(vu);
 	return NULL;
-}
-
-static int listen_unix(struct vu_export *vu, struct vs_error **errp)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	autoclose int fd = -1;
-	struct stat st;
-
-	if (strlen(vu->path) >= sizeof(sa.sun_path))
-		return vs_error_set(
-			errp, ENAMETOOLONG,
-			"vhost-user socket %s: path longer than %zu "
-			"bytes",
-			vu->path, sizeof(sa.sun_path) - 1);
-	strcpy(sa.sun_path, vu->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return vs_error_set_errno(errp, errno, "vhost-user socket %s",
-					  vu->path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		autoclose int probe = -1;
-
-		/* A socket left by a dead server may go; a live one not. */
-		if (e != EADDRINUSE || lstat(vu->path, &st) < 0 ||
-		    !S_ISSOCK(st.st_mode))
-			return vs_error_set_errno(
-				errp, e, "vhost-user socket %s", vu->path);
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return vs_error_set(errp, EADDRINUSE,
-					    "vhost-user socket %s: another "
-					    "server listens on it",
-					    vu->path);
-		unlink(vu->path);
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return vs_error_set_errno(
-				errp, errno, "vhost-user socket %s", vu->path);
-	}
-	/* The socket gives access to the disk: its owner only. */
-	if (chmod(vu->path, 0600) < 0 || listen(fd, 4) < 0) {
-		int e = errno;
-
-		unlink(vu->path);
-		return vs_error_set_errno(errp, e, "vhost-user socket %s",
-					  vu->path);
-	}
-	vu->listen_fd = fd;
-	fd = -1;
-	return 0;
 }
 
 static int parse_opts(struct blkback_export *ex, unsigned *nqueues,
@@ -777,8 +727,7 @@ static int parse_opts(struct blkback_export *ex, unsigned *nqueues,
 
 static void vu_free(struct vu_export *vu)
 {
-	if (vu->listen_fd >= 0)
-		close(vu->listen_fd);
+	blkback_unix_unlisten(&vu->listener);
 	if (vu->stop_fd >= 0)
 		close(vu->stop_fd);
 	blkback_vblk_dev_destroy(&vu->dev);
@@ -806,7 +755,7 @@ static int vu_start(struct blkback_export *ex, struct vs_error **errp)
 		return vs_error_set(errp, ENOMEM, "vhost-user export %s",
 				    ex->id);
 	vu->ex = ex;
-	vu->listen_fd = vu->stop_fd = vu->conn_fd = -1;
+	vu->listener.fd = vu->stop_fd = vu->conn_fd = -1;
 	ret = parse_opts(ex, &vu->nqueues, errp);
 	if (ret < 0) {
 		free(vu);
@@ -821,14 +770,15 @@ static int vu_start(struct blkback_export *ex, struct vs_error **errp)
 		vu_free(vu);
 		return ret;
 	}
-	ret = listen_unix(vu, errp);
+	/* Nonblocking: the export thread polls it with the connection. */
+	ret = blkback_unix_listen(&vu->listener, vu->path, 4, SOCK_NONBLOCK,
+				  "vhost-user socket", errp);
 	if (ret < 0) {
 		vu_free(vu);
 		return ret;
 	}
 	ret = pthread_create(&vu->thread, NULL, export_thread, vu);
 	if (ret) {
-		unlink(vu->path);
 		vu_free(vu);
 		return vs_error_set_errno(
 			errp, ret, "vhost-user export %s: thread", ex->id);
@@ -848,7 +798,6 @@ static void vu_stop(struct blkback_export *ex)
 		vs_log(VS_LOG_ERROR, VU_MODULE, "%s: stop: %s", ex->id,
 		       strerror(errno));
 	pthread_join(vu->thread, NULL);
-	unlink(vu->path);
 	vu_free(vu);
 	ex->priv = NULL;
 }
