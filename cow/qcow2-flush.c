@@ -102,10 +102,9 @@ static int apply_frees(struct qcow2 *s)
 	int ret = 0;
 	size_t i;
 
-	/* A write in place that looked its cluster up before the cluster
-	 * was dropped may still be on its way there: wait for it. */
-	pthread_rwlock_wrlock(&s->inplace_lock);
-	pthread_rwlock_unlock(&s->inplace_lock);
+	/* A read or a write in place that looked its cluster up before the
+	 * cluster was dropped may still be on its way there: wait for it. */
+	qcow2_gate_drain(&s->gate);
 	for (i = 0; i < s->nfrees && ret == 0; i++) {
 		ret = qcow2_refcount_update(s, s->frees[i].host,
 					    s->frees[i].len, -1);

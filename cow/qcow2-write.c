@@ -21,7 +21,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "../common/atomic.h"
 #include "../common/cleanup.h"
 #include "../common/iov.h"
 #include "../common/log.h"
@@ -64,8 +66,7 @@ int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp)
 				    "'vstor img check -r all' before writing "
 				    "it (it opens read-only)",
 				    vbd->filename);
-	if (pthread_mutex_init(&s->w_lock, NULL) ||
-	    pthread_rwlock_init(&s->inplace_lock, NULL))
+	if (pthread_mutex_init(&s->w_lock, NULL))
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->writable = true;
 	s->unsafe = vbd->flags & VBD_O_UNSAFE;
@@ -408,7 +409,58 @@ struct fresh_run {
 	uint64_t host; /* where it goes */
 	uint64_t len;  /* bytes so far, 0 for none */
 	size_t skip;   /* where its data starts in the request */
+	/* The request's data: iov, or (fd >= 0) the bytes of fd from
+	 * fd_off on (vbd_copy_from_fd). */
+	int fd;
+	uint64_t fd_off;
 };
+
+/*
+ * Bytes [fd_off, fd_off+len) of `fd` to host offset `host`: copied by the
+ * kernel where the host file allows it, or else through a buffer (bytes
+ * past the end of fd read as zeros, as the host file's own do).
+ */
+static int file_copy_from_fd(struct qcow2 *s, uint64_t host, uint64_t len,
+			     int fd, uint64_t fd_off)
+{
+	size_t bsize = (size_t)VS_MIN(len, (uint64_t)(1u << 20));
+	autofree uint8_t *buf = NULL;
+	uint64_t done = 0;
+	int ret;
+
+	vs_atomic_max(&s->file->size, host + len);
+	ret = vbd_copy_from_fd(s->file, host, len, fd, fd_off);
+	if (ret == 0)
+		vs_atomic_max(&s->file_size, host + len);
+	if (ret != -ENOTSUP)
+		return ret;
+	buf = malloc(bsize);
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		size_t m = (size_t)VS_MIN(len - done, (uint64_t)bsize), got = 0;
+
+		while (got < m) {
+			ssize_t n = pread(fd, buf + got, m - got,
+					  (off_t)(fd_off + done + got));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0) {
+				memset(buf + got, 0, m - got);
+				break;
+			}
+			got += (size_t)n;
+		}
+		ret = qcow2_file_pwrite(s, host + done, buf, m);
+		if (ret < 0)
+			return ret;
+		done += m;
+	}
+	return 0;
+}
 
 static int fresh_flush(struct qcow2 *s, struct fresh_run *r,
 		       const struct iovec *iov, int iovcnt, struct iovec *part)
@@ -418,8 +470,15 @@ static int fresh_flush(struct qcow2 *s, struct fresh_run *r,
 
 	if (!r->len)
 		return 0;
-	cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, r->skip, (size_t)r->len);
-	ret = cnt < 0 ? -EIO : qcow2_file_pwritev(s, r->host, part, cnt);
+	if (r->fd >= 0) {
+		ret = file_copy_from_fd(s, r->host, r->len, r->fd,
+					r->fd_off + r->skip);
+	} else {
+		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, r->skip,
+				   (size_t)r->len);
+		ret = cnt < 0 ? -EIO
+			      : qcow2_file_pwritev(s, r->host, part, cnt);
+	}
 	for (uint64_t o = 0; o < r->len && ret == 0; o += cs) {
 		struct qcow2_l2e le = {.e = (r->host + o) | QCOW2_L2E_COPIED};
 		uint64_t l2off;
@@ -464,8 +523,12 @@ static int fresh_add(struct qcow2 *s, struct fresh_run *r, uint64_t pos,
 		return 0;
 	}
 	ret = fresh_flush(s, r, iov, iovcnt, part);
-	*r = (struct fresh_run){
-		.pos = pos, .host = host, .len = cs, .skip = skip};
+	*r = (struct fresh_run){.pos = pos,
+				.host = host,
+				.len = cs,
+				.skip = skip,
+				.fd = r->fd,
+				.fd_off = r->fd_off};
 	return ret;
 }
 
@@ -475,7 +538,7 @@ static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 	uint64_t cs = s->cluster_size;
 	size_t len = vs_iov_size(iov, iovcnt), done = 0;
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
-	struct fresh_run run = {0};
+	struct fresh_run run = {.fd = -1};
 	int ret = 0;
 
 	if (!part)
@@ -504,12 +567,25 @@ static int write_locked(struct vbd *vbd, struct qcow2 *s, uint64_t offset,
 	return ret;
 }
 
+uint64_t qcow2_inplace_host(struct qcow2 *s, const struct qcow2_l2e *le,
+			    bool owned, uint64_t pos, uint64_t len)
+{
+	uint64_t cs = s->cluster_size, host = le->e & QCOW2_OFFSET_MASK;
+
+	if (!owned || !writable_in_place(s, le, pos, len) ||
+	    !VS_IS_ALIGNED(host, cs) ||
+	    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE) ||
+	    qcow2_overlap(s, host, cs))
+		return 0; /* the locked path decides (and checks) */
+	return host + (pos & (cs - 1));
+}
+
 /*
  * Write the clusters from `offset` on that can be written in place,
  * without the writers' lock: no writer moves such a cluster, and one
  * that a discard drops is not handed out again before this write is
- * done (inplace_lock).  Returns the bytes written, stopping at the first
- * cluster that needs the locked path, or -errno.
+ * done (the caller is in the gate).  Returns the bytes written, stopping
+ * at the first cluster that needs the locked path, or -errno.
  */
 static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 			      const struct iovec *iov, int iovcnt, size_t len,
@@ -528,16 +604,13 @@ static ssize_t write_in_place(struct qcow2 *s, uint64_t offset,
 
 		if (ret < 0)
 			return ret;
-		host = le.e & QCOW2_OFFSET_MASK;
-		if (!owned || !writable_in_place(s, &le, pos, m) ||
-		    !VS_IS_ALIGNED(host, cs) ||
-		    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE) ||
-		    qcow2_overlap(s, host, cs))
-			break; /* the locked path decides (and checks) */
+		host = qcow2_inplace_host(s, &le, owned, pos, m);
+		if (!host)
+			break;
 		cnt = vs_iov_slice(part, iovcnt, iov, iovcnt, done, m);
 		if (cnt < 0)
 			return -EIO;
-		ret = qcow2_file_pwritev(s, host + (pos & (cs - 1)), part, cnt);
+		ret = qcow2_file_pwritev(s, host, part, cnt);
 		if (ret < 0)
 			return ret;
 		done += m;
@@ -682,6 +755,7 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 	size_t len = vs_iov_size(iov, iovcnt);
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
 	autofree struct iovec *rest = NULL;
+	unsigned epoch;
 	ssize_t done;
 	int cnt, ret;
 
@@ -691,9 +765,9 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		return -ENOMEM;
 	if (vbd->flags & VBD_O_COMPRESS)
 		return write_compressed(vbd, s, offset, iov, iovcnt);
-	pthread_rwlock_rdlock(&s->inplace_lock);
+	epoch = qcow2_gate_enter(&s->gate);
 	done = write_in_place(s, offset, iov, iovcnt, len, part);
-	pthread_rwlock_unlock(&s->inplace_lock);
+	qcow2_gate_leave(&s->gate, epoch);
 	if (done < 0 || (size_t)done == len)
 		return done < 0 ? (int)done : 0;
 	rest = malloc(sizeof(*rest) * (size_t)iovcnt);
@@ -705,6 +779,53 @@ int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 	ret = cnt < 0 ? -EIO
 		      : write_locked(vbd, s, offset + (uint64_t)done, rest,
 				     cnt);
+	pthread_mutex_unlock(&s->w_lock);
+	return ret;
+}
+
+/*
+ * vbd_copy_from_fd: whole clusters that hold nothing yet get fresh host
+ * clusters, filled by the kernel straight from `fd` (convert from a raw
+ * file: no copy through our buffers).  Anything else (a cluster with
+ * data, a zero or compressed cluster, a partial one, subclusters) is
+ * -ENOTSUP before anything changes, and the caller writes it the
+ * ordinary way.  The whole range is looked at under w_lock, so that
+ * nothing can change between the look and the writes.
+ */
+int qcow2_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		       uint64_t fd_off)
+{
+	struct qcow2 *s = qcow2_of(vbd);
+	uint64_t cs = s->cluster_size, done;
+	struct fresh_run run = {.fd = fd, .fd_off = fd_off};
+	int ret = 0;
+
+	if (__atomic_load_n(&s->corrupt, __ATOMIC_RELAXED))
+		return -EIO;
+	/* A host file opened O_DIRECT is better written from the
+	 * caller's aligned buffers. */
+	if ((vbd->flags & VBD_O_COMPRESS) || (s->file->flags & VBD_O_DIRECT) ||
+	    s->l2_words != 1 || offset % cs || len % cs)
+		return -ENOTSUP;
+	pthread_mutex_lock(&s->w_lock);
+	for (done = 0; done < len && ret == 0; done += cs) {
+		struct qcow2_l2e le;
+
+		ret = qcow2_l2_lookup(s, offset + done, &le, NULL);
+		if (ret == 0 && le.e)
+			ret = -ENOTSUP;
+	}
+	for (done = 0; done < len && ret == 0; done += cs) {
+		ret = fresh_add(s, &run, offset + done, (size_t)done, NULL, 0,
+				NULL);
+		/* Seen empty under this same lock just now. */
+		if (ret > 0)
+			ret = -EIO;
+		if (ret == 0)
+			ret = qcow2_meta_maybe_flush(s);
+	}
+	if (ret == 0)
+		ret = fresh_flush(s, &run, NULL, 0, NULL);
 	pthread_mutex_unlock(&s->w_lock);
 	return ret;
 }

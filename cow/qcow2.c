@@ -138,10 +138,9 @@ static void qcow2_free(struct qcow2 *s)
 	vbd_close(s->file);
 	qcow2_l2_cache_free(s);
 	qcow2_refcount_free(s);
-	if (s->writable) {
+	if (s->writable)
 		pthread_mutex_destroy(&s->w_lock);
-		pthread_rwlock_destroy(&s->inplace_lock);
-	}
+	qcow2_gate_destroy(&s->gate);
 	free(s->l1);
 	qcow2_meta_free(&s->m);
 	free(s);
@@ -188,6 +187,11 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->filename = vbd->filename;
 	pthread_mutex_init(&s->l2_lock, NULL);
+	if (qcow2_gate_init(&s->gate) < 0) {
+		pthread_mutex_destroy(&s->l2_lock);
+		free(s);
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	}
 	/* On the chain while its backing files open, so that a loop back
 	 * to it shows. */
 	ret = vbd_chain_enter(vbd->filename, errp);
@@ -305,10 +309,13 @@ int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 	struct qcow2 *s = qcow2_of(vbd);
 	size_t len = vs_iov_size(iov, iovcnt), done = 0;
 	autofree struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
+	unsigned epoch;
 	int ret = 0;
 
 	if (!part)
 		return -ENOMEM;
+	/* A cluster found here stays ours until it is read. */
+	epoch = qcow2_gate_enter(&s->gate);
 	while (done < len && ret == 0) {
 		uint64_t pos = offset + done;
 		struct qcow2_run r;
@@ -339,6 +346,7 @@ int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		}
 		done += n;
 	}
+	qcow2_gate_leave(&s->gate, epoch);
 	return ret;
 }
 
@@ -498,8 +506,10 @@ const struct vbd_driver vbd_driver_qcow2 = {
 	.flush = qcow2_flush,
 	.write_zeroes = qcow2_write_zeroes,
 	.discard = qcow2_discard,
+	.submit = qcow2_submit,
 	.compress = qcow2_drv_compress,
 	.pwrite_compressed = qcow2_pwrite_compressed,
+	.copy_from_fd = qcow2_copy_from_fd,
 	.block_status = qcow2_block_status,
 	.get_info = qcow2_get_info,
 	.snapshot_create = qcow2_snapshot_create,

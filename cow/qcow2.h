@@ -164,6 +164,22 @@ struct qcow2_cache {
 	bool be64; /* 64-bit entries, converted to host order in memory */
 };
 
+/*
+ * Requests that translated guest offsets without the writers' lock and
+ * may still do I/O on what they found (qcow2-submit.c): freed clusters
+ * are handed out again only once every such request of an older epoch
+ * is done.  Counters rather than a lock, as asynchronous requests end on
+ * other threads.
+ */
+struct qcow2_gate {
+	unsigned epoch;	   /* atomic; its low bit picks the count */
+	unsigned count[2]; /* atomic: requests in even and odd epochs */
+	bool waiting;	   /* atomic: a drain waits for `drained` */
+	bool ready;	   /* initialised */
+	pthread_mutex_t lock;
+	pthread_cond_t drained;
+};
+
 /* A reference to drop once the tables that stopped using it are
  * stable (qcow2-flush.c). */
 struct qcow2_free {
@@ -203,9 +219,13 @@ struct qcow2 {
 	 * explicit flush (and close) syncs. */
 	bool unsafe;
 	pthread_mutex_t w_lock;
-	/* In-place writers hold it shared; making freed clusters reusable
-	 * takes it exclusive, so no write still lands in one. */
-	pthread_rwlock_t inplace_lock;
+	/* Reads and in-place writes count in; making freed clusters
+	 * reusable drains it, so no I/O still lands in one. */
+	struct qcow2_gate gate;
+	/* QCOW2_NOWAIT_*: the host file refused page-cache-only I/O of
+	 * that kind once, so the asynchronous path stops trying (atomic;
+	 * qcow2-submit.c). */
+	unsigned nowait_off;
 	uint64_t *rt;	     /* refcount table, host byte order */
 	uint64_t rt_size;    /* entries */
 	uint32_t rc_order;   /* log2 of refcount_bits */
@@ -323,6 +343,19 @@ const char *qcow2_overlap(const struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_meta_flush(struct qcow2 *s);
 int qcow2_meta_reload(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
 
+/* qcow2-submit.c: the driver's submit (the asynchronous path), and the
+ * gate.  Enter before translating, leave when the I/O on what was found
+ * is done, never hold it while taking w_lock.  qcow2_gate_drain (under
+ * w_lock) waits for every request that entered before it. */
+void qcow2_submit(struct vbd *vbd, struct vbd_req *req);
+#define QCOW2_NOWAIT_READ  1u
+#define QCOW2_NOWAIT_WRITE 2u
+int qcow2_gate_init(struct qcow2_gate *g);
+void qcow2_gate_destroy(struct qcow2_gate *g);
+unsigned qcow2_gate_enter(struct qcow2_gate *g);
+void qcow2_gate_leave(struct qcow2_gate *g, unsigned epoch);
+void qcow2_gate_drain(struct qcow2_gate *g);
+
 /* qcow2.c */
 int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 		 int iovcnt);
@@ -388,6 +421,9 @@ int qcow2_drv_compress(struct vbd *vbd, const void *in, size_t len, void *out,
 		       size_t out_cap, size_t *out_len);
 int qcow2_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 			    size_t len);
+/* The driver's copy_from_fd slot (qcow2-write.c). */
+int qcow2_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		       uint64_t fd_off);
 /* The references of [host, host+len) went: stop filling that cluster. */
 void qcow2_compress_forget(struct qcow2 *s, uint64_t host, uint64_t len);
 
@@ -416,6 +452,14 @@ int qcow2_change_backing(struct vbd *vbd, const char *backing,
 			 const char *backing_fmt, struct vs_error **errp);
 
 /* qcow2-write.c */
+/*
+ * Where guest bytes [pos, pos+len) of one cluster, whose entry is `le`
+ * in a table the image owns alone or not (`owned`), can be written in
+ * place with no metadata change: their host offset, or 0 when the
+ * locked path must decide.
+ */
+uint64_t qcow2_inplace_host(struct qcow2 *s, const struct qcow2_l2e *le,
+			    bool owned, uint64_t pos, uint64_t len);
 int qcow2_open_write(struct vbd *vbd, struct qcow2 *s, struct vs_error **errp);
 void qcow2_close_write(struct vbd *vbd, struct qcow2 *s);
 int qcow2_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,

@@ -21,6 +21,7 @@ enum run_kind {
 	RUN_DATA, /* write buf[rel, rel+len) */
 	RUN_ZERO, /* make it read as zeros */
 	RUN_COMP, /* store comp[slot] (clen bytes) compressed */
+	RUN_FD,	  /* copied by the kernel from the item's source file */
 };
 
 struct run {
@@ -37,7 +38,15 @@ struct wk {
 	size_t comp_cap;
 	struct run *runs;
 	size_t nruns, max_runs;
+	/* RUN_FD: where the current item's bytes are in its source's host
+	 * file (vbd_host_fd). */
+	int fd;
+	uint64_t fd_off;
 };
+
+/* Bytes read at the start of each granule of a kernel-copied item to
+ * tell data from zeros: a file system block. */
+#define PROBE_SIZE 4096u
 
 /* Record the first error and wake everyone: the copy stops. */
 static void fail_locked(struct cv *cv, int ret, struct vs_error *err)
@@ -142,6 +151,49 @@ static int compress_item(struct wk *w, const struct cv_item *it)
 	return 0;
 }
 
+/*
+ * A DATA item whose bytes the kernel can copy from the source's file to
+ * the target (RUN_FD): nothing goes through our buffers but the start of
+ * each granule, which tells data from zeros.  A granule that starts with
+ * a block of zeros is read whole and checked as the buffered path checks
+ * it; if it holds data after all, it is written from the buffer.
+ */
+static int prepare_fd(struct wk *w, const struct cv_item *it)
+{
+	struct cv *cv = w->cv;
+	struct vbd *src = cv->src[it->src];
+	uint64_t g = cv->granule, pos = it->off, end = it->off + it->len;
+
+	if (!g) {
+		add_run(w, pos, it->len, RUN_FD, 0, 0);
+		return 0;
+	}
+	while (pos < end) {
+		uint64_t next = VS_MIN(end, pos - pos % g + g);
+		uint64_t soff = it->src_off + (pos - it->off);
+		uint8_t *p = w->buf + (pos - it->off);
+		size_t n = (size_t)(next - pos), probe = VS_MIN(n, PROBE_SIZE);
+		enum run_kind kind = RUN_FD;
+		int ret = vbd_pread(src, soff, p, probe);
+
+		if (ret == 0 && vs_buf_is_zero(p, probe)) {
+			if (n > probe)
+				ret = vbd_pread(src, soff + probe, p + probe,
+						n - probe);
+			if (ret == 0)
+				kind = vs_buf_is_zero(p + probe, n - probe)
+					       ? RUN_ZERO
+					       : RUN_DATA;
+		}
+		if (ret < 0)
+			return io_error(cv, ret, "reading", vbd_filename(src),
+					soff);
+		add_run(w, pos, n, kind, 0, 0);
+		pos = next;
+	}
+	return 0;
+}
+
 /* Read and analyse an item: everything that can run in parallel. */
 static int prepare(struct wk *w, const struct cv_item *it)
 {
@@ -151,6 +203,10 @@ static int prepare(struct wk *w, const struct cv_item *it)
 	w->nruns = 0;
 	if (it->st == CV_BACKING)
 		return 0;
+	if (it->st == CV_DATA && cv->fd_copy &&
+	    vbd_host_fd(cv->src[it->src], it->src_off, it->len, &w->fd,
+			&w->fd_off) == 0)
+		return prepare_fd(w, it);
 	if (it->st == CV_ZERO && !cv->zero_data) {
 		add_run(w, it->off, it->len, RUN_ZERO, 0, 0);
 		return 0;
@@ -174,12 +230,32 @@ static int prepare(struct wk *w, const struct cv_item *it)
 	return 0;
 }
 
+/* A RUN_FD run: by the kernel, or through the buffer where the target
+ * cannot take the bytes as they are (an existing cluster, a partial
+ * one, another format). */
+static int store_fd(struct wk *w, const struct cv_item *it, const struct run *r)
+{
+	struct cv *cv = w->cv;
+	uint64_t rel = r->off - it->off;
+	int ret = vbd_copy_from_fd(cv->dst, r->off, r->len, w->fd,
+				   w->fd_off + rel);
+
+	if (ret != -ENOTSUP)
+		return ret;
+	ret = vbd_pread(cv->src[it->src], it->src_off + rel, w->buf + rel,
+			(size_t)r->len);
+	return ret < 0 ? ret
+		       : vbd_pwrite(cv->dst, r->off, w->buf + rel,
+				    (size_t)r->len);
+}
+
 static int store_run(struct wk *w, const struct cv_item *it,
 		     const struct run *r)
 {
 	struct cv *cv = w->cv;
 
 	switch (r->kind) {
+	case RUN_FD: return store_fd(w, it, r);
 	case RUN_DATA:
 		return vbd_pwrite(cv->dst, r->off, w->buf + (r->off - it->off),
 				  (size_t)r->len);
@@ -305,7 +381,7 @@ static int wk_init(struct wk *w, struct cv *cv)
 {
 	uint64_t chunk = cv->plan.chunk, unit = 0;
 
-	*w = (struct wk){.cv = cv};
+	*w = (struct wk){.cv = cv, .fd = -1};
 	if (cv->compress)
 		unit = cv->cluster;
 	else if (cv->granule)

@@ -25,6 +25,9 @@ struct cv {
 	bool sync_writes; /* writethrough/directsync: flush after each */
 	uint64_t cluster; /* the target's cluster size, 0 if none */
 	uint64_t granule; /* zero detection unit; 0 = none */
+	/* DATA may be copied by the kernel from a source file the page
+	 * cache serves (vbd_host_fd) to the target (vbd_copy_from_fd). */
+	bool fd_copy;
 
 	struct cv_plan plan;
 

@@ -23,6 +23,9 @@
 /* Zero runs are handed out at most this long, so that progress moves
  * and a slow write_zeroes does not hold the other workers. */
 #define ZERO_ITEM_MAX (1ull << 30)
+/* The smallest zero-detection unit for which DATA is copied by the
+ * kernel (convert-copy.c probes the first 4 KiB of each). */
+#define FD_COPY_MIN_GRANULE (64u << 10)
 
 void img_convert_opts_init(struct img_convert_opts *o)
 {
@@ -321,6 +324,13 @@ static int setup_writes(struct cv *cv, struct vs_error **errp)
 	chunk -= chunk % align;
 	if (!cv->zero_data)
 		cv->granule = VS_MAX(o->min_sparse, cv->cluster);
+	/* Kernel copies need zero detection in large granules: it reads
+	 * only their first block, where small ones would be read whole in
+	 * many small reads.  And a target format that takes them: for
+	 * others, the probe reads would only be extra work. */
+	cv->fd_copy = !cv->compress && !cache_direct(o->cache) &&
+		      (!cv->granule || cv->granule >= FD_COPY_MIN_GRANULE) &&
+		      vbd_copy_from_fd(cv->dst, 0, 0, -1, 0) == 0;
 	cv->plan = (struct cv_plan){
 		.src = cv->src,
 		.nsrc = cv->nsrc,

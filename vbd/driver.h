@@ -117,6 +117,22 @@ struct vbd_driver {
 				 const void *buf, size_t len);
 
 	/*
+	 * Kernel-side copies (see vbd_host_fd, vbd_copy_from_fd; the core
+	 * has checked the range, and that the vbd is writable for
+	 * copy_from_fd).  host_fd(): the host file descriptor and offset
+	 * that hold guest bytes [offset, offset+len) as they are, or
+	 * -ENOTSUP.  copy_from_fd(): write the range with the bytes of `fd`
+	 * at `fd_off` (past its end: zeros); -ENOTSUP only when nothing was
+	 * written, or when writing the range again through a buffer is
+	 * harmless (raw).  NULL: -ENOTSUP, the caller copies through a
+	 * buffer.
+	 */
+	int (*host_fd)(struct vbd *vbd, uint64_t offset, uint64_t len, int *fd,
+		       uint64_t *fd_off);
+	int (*copy_from_fd)(struct vbd *vbd, uint64_t offset, uint64_t len,
+			    int fd, uint64_t fd_off);
+
+	/*
 	 * Describe the status of bytes from `offset` (at most `len`).  Must
 	 * set ext->length > 0.  NULL: everything is DATA|ALLOCATED.
 	 */

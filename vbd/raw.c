@@ -433,6 +433,54 @@ static int raw_pwritev(struct vbd *vbd, uint64_t offset,
 	return rw_full(s->fd, true, offset, iov, iovcnt, len);
 }
 
+/* Kernel-side copies: the file as it is, through the page cache. */
+
+static int raw_host_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int *fd,
+		       uint64_t *fd_off)
+{
+	struct raw *s = raw_of(vbd);
+
+	/* O_DIRECT bytes are not in the page cache, and a copy there
+	 * would mix cached and uncached access to the file. */
+	if (s->direct)
+		return -ENOTSUP;
+	*fd = s->fd;
+	*fd_off = offset;
+	return 0;
+}
+
+/*
+ * copy_file_range until the range is written.  Whatever the kernel will
+ * not do here (another file system without a common copy, a device, the
+ * source ending early, whose missing bytes must read as zeros) is
+ * -ENOTSUP: the caller writes the whole range again through a buffer,
+ * which is harmless for a file that holds guest bytes as they are.
+ */
+static int raw_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len,
+			    int fd, uint64_t fd_off)
+{
+	struct raw *s = raw_of(vbd);
+	loff_t in = (loff_t)fd_off, out = (loff_t)offset;
+
+	if (s->direct || s->blockdev)
+		return -ENOTSUP;
+	while (len) {
+		size_t want = (size_t)VS_MIN(len, (uint64_t)(1u << 30));
+		ssize_t n = copy_file_range(fd, &in, s->fd, &out, want, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 ||
+		    (n < 0 && (errno == EXDEV || errno == EINVAL ||
+			       errno == EOPNOTSUPP || errno == ENOSYS)))
+			return -ENOTSUP;
+		if (n < 0)
+			return -errno;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
 static int raw_flush(struct vbd *vbd)
 {
 	return fdatasync(raw_of(vbd)->fd) < 0 ? -errno : 0;
@@ -831,6 +879,8 @@ const struct vbd_driver vbd_driver_raw = {
 	.close = raw_close,
 	.preadv = raw_preadv,
 	.pwritev = raw_pwritev,
+	.host_fd = raw_host_fd,
+	.copy_from_fd = raw_copy_from_fd,
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,

@@ -328,6 +328,33 @@ int vbd_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 	return vbd->drv->pwrite_compressed(vbd, offset, buf, len);
 }
 
+int vbd_host_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int *fd,
+		uint64_t *fd_off)
+{
+	int ret;
+
+	if (!vbd->drv->host_fd)
+		return -ENOTSUP;
+	ret = check_range(vbd, offset, len);
+	return ret < 0 ? ret : vbd->drv->host_fd(vbd, offset, len, fd, fd_off);
+}
+
+int vbd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		     uint64_t fd_off)
+{
+	int ret;
+
+	if (!vbd->drv->copy_from_fd)
+		return -ENOTSUP;
+	ret = check_write(vbd, offset, len);
+	if (ret < 0 || len == 0)
+		return ret;
+	/* The source range must be addressable as an off_t too. */
+	if (fd < 0 || fd_off > INT64_MAX || len > INT64_MAX - fd_off)
+		return -EINVAL;
+	return vbd->drv->copy_from_fd(vbd, offset, len, fd, fd_off);
+}
+
 int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
 		     struct vbd_extent *ext)
 {

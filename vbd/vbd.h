@@ -143,6 +143,27 @@ int vbd_compress(struct vbd *vbd, const void *in, size_t len, void *out,
 int vbd_pwrite_compressed(struct vbd *vbd, uint64_t offset, const void *buf,
 			  size_t len);
 
+/*
+ * Copies made by the kernel, for image tools (convert): the bytes go
+ * from page cache to page cache with copy_file_range, never through a
+ * buffer of ours.  vbd_host_fd says where guest bytes [offset,
+ * offset+len) lie, as they are and contiguous, in a host file read
+ * through the page cache (a raw file opened without O_DIRECT): that
+ * file's descriptor (the vbd's own: valid until vbd_close, not to be
+ * closed) and the offset there.  -ENOTSUP for other formats.
+ * vbd_copy_from_fd writes guest bytes [offset, offset+len) with the
+ * `len` bytes of `fd` at `fd_off` (bytes past its end count as zeros).
+ * It returns -ENOTSUP, having written nothing, when the format cannot
+ * place them as they are (a compressed, existing or partial cluster):
+ * the caller then copies through a buffer.  A copy of 0 bytes (any fd)
+ * returns 0 when the format can take kernel copies at all, -ENOTSUP when
+ * it never does.
+ */
+int vbd_host_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int *fd,
+		uint64_t *fd_off);
+int vbd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		     uint64_t fd_off);
+
 /* Allocation state of a range, as qemu-img map reports it. */
 enum {
 	VBD_STATUS_DATA = 1u << 0,	/* bytes are stored at this layer */

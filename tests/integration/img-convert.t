@@ -8,7 +8,10 @@
 # chains flattened, -B overlays (the backing file named, only the top
 # layer's clusters stored), -n with and without --target-is-zero (the
 # latter really skips zero ranges), -S 0 against the default, -W and
-# -m 1/16, several sources concatenated, --progress-fd's JSON lines, and
+# -m 1/16, kernel copies from a raw source (copy_file_range really used,
+# the zero probe, fallbacks through the buffer for clusters that hold
+# data, a partial last cluster and an O_DIRECT target), several sources
+# concatenated, --progress-fd's JSON lines, and
 # refusals: a missing source, an unknown format, -c for raw,
 # --target-is-zero without -n, a source that fails midway (the target
 # convert created is removed, one given with -n stays).
@@ -17,7 +20,7 @@
 
 requires qemu-img qemu-io python3 stat strace "$VSTOR"
 
-plan 107
+plan 121
 
 MiB=$((1 << 20))
 SIZE=$((64 * MiB))
@@ -216,6 +219,46 @@ for m in "-m 1" "-m 16" "-W" "-W -m 2 -c"; do
 	compare_ok "$m: same content" "$src" "$T/m.qcow2"
 	qcow2_clean "$m: clean" "$T/m.qcow2"
 done
+
+# --- kernel copies (copy_file_range from a raw source file) ---
+# A source whose clusters test the zero probe: data; a cluster whose
+# first 4 KiB are zeros and the rest data (read whole, written from the
+# buffer); written zeros (not stored); data only at a cluster's end; and
+# a size that ends inside a cluster (that one goes through a buffer).
+kc=$T/kc.raw
+qemu-img create -q -f raw "$kc" $((8 * MiB + 4608))
+qemu-io -f raw -c "write -P 0x11 0 64k" -c "write -P 0x22 1028k 60k" \
+	-c "write -P 0 2M 64k" -c "write -P 0x33 3132k 4k" \
+	-c "write -P 0x44 8M 4608" "$kc" >/dev/null ||
+	die "cannot fill the kernel-copy source"
+run_ok "raw to qcow2 by copy_file_range" strace -f -e trace=copy_file_range \
+	-o "$T/kc.strace" "$VSTOR" img convert -O qcow2 "$kc" "$T/kc.qcow2"
+check "raw to qcow2: the kernel copies the data" \
+	grep -Eq 'copy_file_range\(.*= [1-9]' "$T/kc.strace"
+compare_ok "kernel copy: same content" "$kc" "$T/kc.qcow2"
+qcow2_clean "kernel copy: clean" "$T/kc.qcow2"
+is "$(allocated "$T/kc.qcow2")" $((3 * 65536 + 4608)) \
+	"kernel copy: written zeros not stored, data after zeros kept"
+qemu-img convert -O qcow2 "$kc" "$T/q-kc.qcow2"
+is "$(allocated "$T/kc.qcow2")" "$(allocated "$T/q-kc.qcow2")" \
+	"kernel copy: the same clusters as qemu-img's"
+qemu-img create -q -f qcow2 "$T/full.qcow2" $((8 * MiB + 4608))
+qemu-io -f qcow2 -c "write -P 0xff 0 $((8 * MiB + 4608))" "$T/full.qcow2" \
+	>/dev/null
+run_ok "-n into a qcow2 whose clusters hold data" "$VSTOR" img convert -n \
+	-O qcow2 "$kc" "$T/full.qcow2"
+compare_ok "-n full qcow2: overwritten through the buffer path" "$kc" \
+	"$T/full.qcow2"
+qcow2_clean "-n full qcow2: clean" "$T/full.qcow2"
+run_ok "-t none target, cached source" "$VSTOR" img convert -t none \
+	-O qcow2 "$kc" "$T/kc-direct.qcow2"
+compare_ok "-t none target: same content" "$kc" "$T/kc-direct.qcow2"
+run_ok "-S 0 raw to raw by copy_file_range" strace -f \
+	-e trace=copy_file_range -o "$T/kc-raw.strace" "$VSTOR" img convert \
+	-S 0 -O raw "$kc" "$T/kc-copy.raw"
+check "-S 0 raw to raw: the kernel copies" \
+	grep -Eq 'copy_file_range\(.*= [1-9]' "$T/kc-raw.strace"
+compare_ok "-S 0 raw to raw: same content" "$kc" "$T/kc-copy.raw"
 
 # --- several sources ---
 head -c 1000 /dev/urandom >"$T/odd.raw" # not a whole sector

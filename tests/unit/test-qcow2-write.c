@@ -4,7 +4,8 @@
  * writes into a hand-built image whose L2 table and data cluster are
  * shared (as an internal snapshot leaves them), checked byte by byte on
  * disk: the table and the cluster are copied, the copies have refcount 1
- * and COPIED set, the originals lose one reference.
+ * and COPIED set, the originals lose one reference.  And kernel copies
+ * (vbd_copy_from_fd) into empty clusters, and what they refuse.
  */
 #include <endian.h>
 #include <errno.h>
@@ -205,6 +206,100 @@ static void test_no_header_damage_on_refusal(void **state)
 	unlink(path);
 }
 
+/* The source byte at `i` of test_copy_from_fd's file. */
+static uint8_t src_byte(uint64_t i)
+{
+	return (uint8_t)(i % 251 + 1);
+}
+
+/*
+ * vbd_copy_from_fd: empty whole clusters are filled from the file (bytes
+ * past its end read as zeros); a cluster holding data, a partial one and
+ * bad arguments are refused before anything changes; check finds no
+ * corruption after a reopen.  vbd_host_fd: a raw file says where its bytes
+ * are, a qcow2 does not.
+ */
+static void test_copy_from_fd(void **state)
+{
+	char path[] = "/var/tmp/vstor-test-qcow2w.XXXXXX";
+	char spath[] = "/var/tmp/vstor-test-qcow2s.XXXXXX";
+	size_t slen = 3 * CL + CL / 2;
+	uint8_t *sb = malloc(slen), buf[10 * CL];
+	struct vs_error *err = NULL;
+	struct vbd *vbd = NULL, *raw = NULL;
+	struct vbd_check res;
+	uint64_t hoff = 1;
+	int fd = mkstemp(path), sfd = mkstemp(spath), hfd = -1;
+
+	assert_true(fd >= 0 && sfd >= 0 && sb);
+	close(fd);
+	make_image(path);
+	for (size_t i = 0; i < slen; i++)
+		sb[i] = src_byte(i);
+	assert_int_equal(pwrite(sfd, sb, slen, 0), (ssize_t)slen);
+	if (vbd_open_file(path, "qcow2", 0, &vbd, &err) < 0)
+		fail_msg("open: %s", vs_error_msg(err));
+
+	/* Guest clusters 2 and 3 (empty) from the file's start. */
+	assert_int_equal(vbd_copy_from_fd(vbd, 2 * CL, 2 * CL, sfd, 0), 0);
+	/* 8 and 9 from its third cluster on: 9 is half past its end. */
+	assert_int_equal(vbd_copy_from_fd(vbd, 8 * CL, 2 * CL, sfd, 2 * CL), 0);
+	/* Cluster 1 holds (shared) data; 5 is not whole. */
+	assert_int_equal(vbd_copy_from_fd(vbd, CL, CL, sfd, 0), -ENOTSUP);
+	assert_int_equal(vbd_copy_from_fd(vbd, 5 * CL, CL / 2, sfd, 0),
+			 -ENOTSUP);
+	assert_int_equal(vbd_copy_from_fd(vbd, 5 * CL + 512, CL, sfd, 0),
+			 -ENOTSUP);
+	/* Past the disk's end, a bad descriptor, a source offset that is
+	 * no off_t. */
+	assert_int_equal(vbd_copy_from_fd(vbd, (1u << 20) - CL, 2 * CL, sfd, 0),
+			 -EINVAL);
+	assert_int_equal(vbd_copy_from_fd(vbd, 6 * CL, CL, -1, 0), -EINVAL);
+	assert_int_equal(vbd_copy_from_fd(vbd, 6 * CL, CL, sfd, UINT64_MAX),
+			 -EINVAL);
+	assert_int_equal(vbd_host_fd(vbd, 0, CL, &hfd, &hoff), -ENOTSUP);
+	/* 0 bytes: the format takes kernel copies. */
+	assert_int_equal(vbd_copy_from_fd(vbd, 0, 0, -1, 0), 0);
+
+	assert_int_equal(vbd_pread(vbd, 0, buf, sizeof(buf)), 0);
+	for (uint64_t i = 0; i < sizeof(buf); i++) {
+		uint64_t c = i / CL;
+		uint8_t want = c == 1		  ? 0x5a
+			       : c == 2 || c == 3 ? src_byte(i - 2 * CL)
+			       : c == 8 || (c == 9 && i < 9 * CL + CL / 2)
+				       ? src_byte(i - 6 * CL)
+				       : 0;
+
+		if (buf[i] != want)
+			fail_msg("byte 0x%llx is 0x%02x, not 0x%02x",
+				 (unsigned long long)i, buf[i], want);
+	}
+	vbd_close(vbd);
+	vbd = NULL;
+	if (vbd_open_file(path, "qcow2", VBD_O_RDONLY, &vbd, &err) < 0)
+		fail_msg("reopen: %s", vs_error_msg(err));
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(vbd_check(vbd, 0, &res, &err), 0);
+	assert_int_equal(res.corruptions, 0);
+	/* Only the hand-made sharing: no snapshot holds the L2 table and
+	 * data cluster that claim two references, as after any write. */
+	assert_int_equal(res.leaks, 2);
+	assert_int_equal(res.allocated_clusters, 5);
+	assert_int_equal(vbd_copy_from_fd(vbd, 4 * CL, CL, sfd, 0), -EROFS);
+	vbd_close(vbd);
+
+	if (vbd_open_file(spath, "raw", VBD_O_RDONLY, &raw, &err) < 0)
+		fail_msg("open raw: %s", vs_error_msg(err));
+	assert_int_equal(vbd_host_fd(raw, CL, CL, &hfd, &hoff), 0);
+	assert_true(hfd >= 0);
+	assert_int_equal(hoff, CL);
+	vbd_close(raw);
+	close(sfd);
+	unlink(spath);
+	unlink(path);
+	free(sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_rc_layout),
 		cmocka_unit_test(test_cow_shared),
 		cmocka_unit_test(test_no_header_damage_on_refusal),
+		cmocka_unit_test(test_copy_from_fd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
