@@ -273,7 +273,8 @@ static int classify_compressed(struct qcow2 *s, const char *fn, uint64_t l2off,
 	r->host = host;
 	r->csize =
 		nsect * QCOW2_COMPRESSED_SECT - (host % QCOW2_COMPRESSED_SECT);
-	if (host == 0 || host >= s->file_size)
+	if (host == 0 ||
+	    host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE))
 		return qcow2_corrupt(s, fn,
 				     "compressed cluster past the end of the "
 				     "file: L2",
@@ -294,7 +295,7 @@ static int check_data(struct qcow2 *s, const char *fn, uint64_t l2off,
 	if (!VS_IS_ALIGNED(host, (uint64_t)s->cluster_size))
 		return qcow2_corrupt(s, fn, "data cluster not aligned: L2",
 				     l2off, idx, e);
-	if (host >= s->file_size)
+	if (host >= __atomic_load_n(&s->file_size, __ATOMIC_ACQUIRE))
 		return qcow2_corrupt(
 			s, fn, "data cluster past the end of the file: L2",
 			l2off, idx, e);

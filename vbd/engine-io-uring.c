@@ -422,8 +422,9 @@ static void *uring_reaper(void *arg)
 			done[i].eio->done(done[i].eio, done[i].ret);
 			/* Hand what the callbacks queued to the kernel every
 			 * SUBMIT_EVERY of them, not after the whole batch. */
-			if ((i + 1) % SUBMIT_EVERY == 0 && i + 1 < r.n &&
-			    io_uring_sq_ready(&e->ring)) {
+			/* The submission queue is read under the lock: other
+			 * threads queue to it. */
+			if ((i + 1) % SUBMIT_EVERY == 0 && i + 1 < r.n) {
 				pthread_mutex_lock(&e->lock);
 				uring_flush_locked(e);
 				pthread_mutex_unlock(&e->lock);

@@ -161,7 +161,11 @@ uint32_t vbd_request_align(const struct vbd *vbd)
 /* The one range check every request passes through. */
 static int check_range(const struct vbd *vbd, uint64_t offset, uint64_t len)
 {
-	if (offset > vbd->size || len > vbd->size - offset)
+	/* A host file grows under concurrent requests (vbd_pwritev_grow
+	 * raises the size atomically): read it once, atomically too. */
+	uint64_t size = __atomic_load_n(&vbd->size, __ATOMIC_RELAXED);
+
+	if (offset > size || len > size - offset)
 		return -EINVAL;
 	if (len > SSIZE_MAX)
 		return -EINVAL;
