@@ -12,6 +12,8 @@
 # fio's blocks again from the image as stored.
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
+# shellcheck source=tests/lib/serve.sh
+. "$(dirname "$0")/../lib/serve.sh"
 
 requires fio nbdinfo qemu-img qemu-io "$VSTOR"
 fio --enghelp=nbd >/dev/null 2>&1 || skip_all "fio has no nbd engine"
@@ -22,33 +24,6 @@ FIO_SIZE=$((24 * MiB)) # fio's range: [0, 24M)
 CHURN=$((48 * MiB))    # qemu-io's range: [48M, 64M)
 
 plan $((2 * 9))
-
-start_server() {
-	local name=$1 i
-	shift
-	"$VSTOR" serve --pidfile "$T/$name.pid" "$@" \
-		>"$T/$name.out" 2>"$T/$name.err" &
-	server_pid=$!
-	cleanup_add kill -KILL "$server_pid"
-	for ((i = 0; i < 600; i++)); do
-		[ -s "$T/$name.pid" ] && return 0
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	diag "server $name did not start: $(cat "$T/$name.err")"
-	return 1
-}
-
-stop_server() {
-	local i rc=0
-	kill -TERM "$server_pid"
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$server_pid" || rc=$?
-	is "$rc" 0 "$1: the server exits 0 on SIGTERM"
-}
 
 # fio_job URI ARGS...: the fio job on [0, FIO_SIZE), random writes of
 # 4 KiB to 128 KiB with a crc32c in every block, 32 in flight.
@@ -85,7 +60,7 @@ one_image() {
 		"$SIZE"
 	run_ok "$name: the first half written by qemu-io" \
 		qemu-io -f qcow2 -c "write -P 0x5a 0 $((SIZE / 2))" "$img"
-	if ! start_server "$name" --nbd "unix:$sock" \
+	if ! serve_start "$name" --nbd "unix:$sock" \
 		"format=qcow2, vdev=xvda, access=rw, target=$img"; then
 		not_ok "$name: the server started"
 		skip 6 "$name: no server"
@@ -103,13 +78,13 @@ one_image() {
 	wait "$churn_pid" || rc=$?
 	is "$rc" 0 "$name: qemu-io wrote, discarded and rewrote meanwhile" ||
 		diag "$(tail -5 "$T/$name.churn")"
-	stop_server "$name"
+	serve_stop "$name"
 	run_ok "$name: qemu-img check is clean" qemu-img check -f qcow2 "$img"
 	run_ok "$name: the churned range reads its last pattern" \
 		qemu-io -f qcow2 -c "read -P 0x77 $CHURN $((SIZE - CHURN))" \
 		-c "read -P 0x5a $FIO_SIZE $((SIZE / 2 - FIO_SIZE))" "$img"
 	# fio's blocks again, read back through a new server.
-	if start_server "$name-ro" --nbd "unix:$sock" --readonly \
+	if serve_start "$name-ro" --nbd "unix:$sock" --readonly \
 		"format=qcow2, vdev=xvda, access=ro, target=$img"; then
 		out=$(fio_job "$uri" --verify_only 2>&1)
 		rc=$?

@@ -18,6 +18,8 @@
 # control socket closes the connections that use it.
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
+# shellcheck source=tests/lib/serve.sh
+. "$(dirname "$0")/../lib/serve.sh"
 
 requires nbdinfo nbdcopy qemu-img qemu-io python3 cmp "$VSTOR"
 
@@ -26,37 +28,6 @@ MiB=1048576
 SIZE=$((64 * MiB))
 
 plan $((26 + 27 + 5 + 3 + 5 + 4 + 6 + 4))
-
-# start_server NAME SOCKET ARGS...: vstor serve in the background, until
-# SOCKET (a unix socket, or tcp:HOST:PORT) accepts; sets $server_pid.
-start_server() {
-	local name=$1 sock=$2 i
-	shift 2
-	"$VSTOR" serve --pidfile "$T/$name.pid" "$@" \
-		>"$T/$name.out" 2>"$T/$name.err" &
-	server_pid=$!
-	cleanup_add kill -KILL "$server_pid"
-	for ((i = 0; i < 600; i++)); do
-		[ -s "$T/$name.pid" ] && return 0
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	diag "server $name did not start: $(cat "$T/$name.err")"
-	return 1
-}
-
-# stop_server NAME: SIGTERM, wait (bounded); ok when it exits 0.
-stop_server() {
-	local i
-	kill -TERM "$server_pid"
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	rc=0
-	wait "$server_pid" || rc=$?
-	is "$rc" 0 "$1: the server exits 0 on SIGTERM"
-}
 
 # qio_ok NAME ARGS...: qemu-io runs every command without an error
 # (a failed pattern check is a message, so look at the output too).
@@ -120,7 +91,7 @@ one_format() {
 		-c "write -z 16M 64k" "$img" >/dev/null || die "qemu-io failed"
 
 	# Reading.
-	start_server "$fmt-r" "$sock" --nbd "$sock" "$fmt:$img,xvda,w"
+	serve_start "$fmt-r" --nbd "$sock" "$fmt:$img,xvda,w"
 	check "$fmt: the socket is mode 0600" \
 		test "$(stat -c %a "$sock")" = 600
 	run_ok "$fmt: nbdinfo --size" nbdinfo --size "$uri"
@@ -135,7 +106,7 @@ one_format() {
 	run_ok "$fmt: nbdcopy from the export" nbdcopy "$uri" "$T/out1.raw"
 	run_ok "$fmt: qemu-img convert from nbd+unix://" \
 		qemu-img convert -f raw -O raw "$uri" "$T/out2.raw"
-	stop_server "$fmt: reading"
+	serve_stop "$fmt: reading"
 	check "$fmt: the socket is removed" test ! -e "$sock"
 	run_ok "$fmt: nbdcopy's copy equals the image" \
 		qemu-img compare -f "$fmt" -F raw "$img" "$T/out1.raw"
@@ -143,14 +114,14 @@ one_format() {
 		qemu-img compare -f "$fmt" -F raw "$img" "$T/out2.raw"
 
 	# Writing with qemu-io: aligned, unaligned, FUA, zeroes, discard.
-	start_server "$fmt-w" "$sock" --nbd "$sock" "$fmt:$img,xvda,w"
+	serve_start "$fmt-w" --nbd "$sock" "$fmt:$img,xvda,w"
 	qio_ok "$fmt: qemu-io writes patterns through NBD" -f raw -c "write -P 0x5a 2M 1M" \
 		-c "write -P 0x6b 5000000 3000" -c "write -f -P 0x7c 60M 4k" \
 		-c "write -z -u 8M 512k" -c "discard 0 1M" -c "flush" "$uri"
 	qio_ok "$fmt: qemu-io reads them back through NBD" -f raw -c "read -P 0x5a 2M 1M" \
 		-c "read -P 0x6b 5000000 3000" -c "read -P 0x7c 60M 4k" \
 		-c "read -P 0 8M 512k" -c "read -P 0 0 1M" "$uri"
-	stop_server "$fmt: writing"
+	serve_stop "$fmt: writing"
 	qio_ok "$fmt: the image holds the patterns" -r -f "$fmt" -c "read -P 0x5a 2M 1M" \
 		-c "read -P 0x6b 5000000 3000" -c "read -P 0x7c 60M 4k" \
 		-c "read -P 0 8M 512k" "$img"
@@ -173,14 +144,14 @@ one_format() {
 	truncate -s $SIZE "$T/src2.raw"
 	head -c $((3 * MiB)) /dev/urandom |
 		dd of="$T/src2.raw" bs=1M seek=20 conv=notrunc status=none
-	start_server "$fmt-c" "$sock" --nbd "$sock" "$fmt:$img,xvda,w"
+	serve_start "$fmt-c" --nbd "$sock" "$fmt:$img,xvda,w"
 	run_ok "$fmt: nbdcopy into the export" nbdcopy "$T/src1.raw" "$uri"
 	run_ok "$fmt: nbdcopy reads it back" nbdcopy "$uri" "$T/back1.raw"
 	run_ok "$fmt: what nbdcopy wrote reads back" cmp "$T/src1.raw" \
 		"$T/back1.raw"
 	run_ok "$fmt: qemu-img convert -n into nbd+unix://" \
 		qemu-img convert -n -f raw -O raw "$T/src2.raw" "$uri"
-	stop_server "$fmt: copying"
+	serve_stop "$fmt: copying"
 	run_ok "$fmt: the image equals what qemu-img wrote" \
 		qemu-img compare -f "$fmt" -F raw "$img" "$T/src2.raw"
 	if [ "$fmt" = qcow2 ]; then
@@ -200,7 +171,7 @@ one_format qcow2
 "$VSTOR" img create -f raw "$T/a.raw" 4M >/dev/null || die "create failed"
 "$VSTOR" img create -f qcow2 "$T/b.qcow2" 8M >/dev/null || die "create failed"
 sock=$T/two.sock
-start_server two "$sock" --nbd "unix:$sock" "raw:$T/a.raw,xvda,w" \
+serve_start two --nbd "unix:$sock" "raw:$T/a.raw,xvda,w" \
 	"qcow2:$T/b.qcow2,xvdb,w"
 run_ok "two disks: nbdinfo --list" nbdinfo --list --json \
 	"nbd+unix://?socket=$sock"
@@ -210,7 +181,7 @@ print(" ".join(sorted(e["export-name"] for e in json.load(sys.stdin)["exports"])
 run_ok "two disks: the empty name is the first disk" \
 	nbdinfo --size "nbd+unix:///?socket=$sock"
 is "$out" $((4 * MiB)) "two disks: its size is the first disk's"
-stop_server "two disks"
+serve_stop "two disks"
 
 # A qcow2 over a raw backing file: what the backing file holds is data
 # (not a hole) for the client too.
@@ -222,31 +193,31 @@ qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/top.qcow2" ||
 qemu-io -f qcow2 -c "write -P 0x78 3M 64k" "$T/top.qcow2" >/dev/null ||
 	die "qemu-io"
 sock=$T/top.sock
-start_server top "$sock" --nbd "$sock" "qcow2:$T/top.qcow2,xvda,w"
+serve_start top --nbd "$sock" "qcow2:$T/top.qcow2,xvda,w"
 map_of_nbd "nbd+unix:///xvda?socket=$sock" >"$T/nbd.map"
 is "$(cat "$T/nbd.map")" "$(map_of_img qcow2 "$T/top.qcow2")" \
 	"backing file: nbdinfo --map agrees with vstor img map"
 like "$(cat "$T/nbd.map")" "1048576 1048576 data" \
 	"backing file: the backing file's data is data"
-stop_server "backing file"
+serve_stop "backing file"
 
 # Read-only.
 sock=$T/ro.sock
-start_server ro "$sock" --nbd "$sock" --readonly "qcow2:$T/b.qcow2,xvdb,w"
+serve_start ro --nbd "$sock" --readonly "qcow2:$T/b.qcow2,xvdb,w"
 run_ok "read-only: nbdinfo" nbdinfo "nbd+unix:///xvdb?socket=$sock"
 like "$out" "is_read_only: true" "read-only: the export says so"
 run_fails "read-only: qemu-io cannot write" qemu-io -f raw \
 	-c "write -P 1 0 4k" "nbd+unix:///xvdb?socket=$sock"
 run_ok "read-only: writes, trims and zeroes get EPERM" python3 "$HOSTILE" \
 	"$sock" readonly xvdb
-stop_server "read-only"
+serve_stop "read-only"
 
 # TCP, on a port that was free a moment ago (another test may take it
 # meanwhile: then try another).
 for attempt in 1 2 3; do
 	port=$(python3 -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	start_server "tcp$attempt" "$T/none" --nbd "tcp:127.0.0.1:$port" \
+	serve_start "tcp$attempt" --nbd "tcp:127.0.0.1:$port" \
 		"raw:$T/a.raw,xvda,w" && break
 done
 qio_ok "tcp: qemu-io writes and reads over TCP" -f raw \
@@ -254,11 +225,11 @@ qio_ok "tcp: qemu-io writes and reads over TCP" -f raw \
 	"nbd://127.0.0.1:$port/xvda"
 run_ok "tcp: nbdinfo --size" nbdinfo --size "nbd://127.0.0.1:$port/xvda"
 is "$out" $((4 * MiB)) "tcp: the size"
-stop_server "tcp"
+serve_stop "tcp"
 
 # Two writers at once, each flushing at the end; then both land.
 sock=$T/multi.sock
-start_server multi "$sock" --nbd "$sock" "qcow2:$T/b.qcow2,xvdb,w"
+serve_start multi --nbd "$sock" "qcow2:$T/b.qcow2,xvdb,w"
 uri="nbd+unix:///xvdb?socket=$sock"
 qemu-io -f raw -c "aio_write -P 0xa1 0 1M" -c "aio_write -P 0xa2 1M 1M" \
 	-c "aio_flush" -c "write -P 0xa3 2M 512k" -c flush "$uri" \
@@ -276,7 +247,7 @@ qio_ok "two writers: a third client reads both" -f raw \
 	-c "read -P 0xa1 0 1M" -c "read -P 0xa2 1M 1M" \
 	-c "read -P 0xa3 2M 512k" -c "read -P 0xb1 4M 1M" \
 	-c "read -P 0xb2 5M 1M" -c "read -P 0xb3 6M 512k" "$uri"
-stop_server "two writers"
+serve_stop "two writers"
 qio_ok "two writers: the image holds both" -r -f qcow2 \
 	-c "read -P 0xa1 0 1M" -c "read -P 0xa3 2M 512k" \
 	-c "read -P 0xb2 5M 1M" -c "read -P 0xb3 6M 512k" "$T/b.qcow2"
@@ -287,7 +258,7 @@ unlike "$(cat "$T"/w1.out "$T"/w2.out)" "error|failed" \
 # remove-disk through the control socket: the NBD client of that disk
 # is disconnected, the disk is closed, the other disk still serves.
 sock=$T/rm.sock
-start_server rm "$sock" --nbd "$sock" --control "$T/rm.ctl" \
+serve_start rm --nbd "$sock" --control "$T/rm.ctl" \
 	"raw:$T/a.raw,xvda,w" "qcow2:$T/b.qcow2,xvdb,w"
 if python3 "$HOSTILE" "$sock" retire xvdb "$T/rm.ctl" 2>"$T/retire.err"; then
 	ok "remove-disk: the client sees ESHUTDOWN or a closed connection"
@@ -299,4 +270,4 @@ qio_ok "remove-disk: xvda still serves" -f raw \
 	-c "read -P 0x42 1M 64k" "nbd+unix:///xvda?socket=$sock"
 run_fails "remove-disk: xvdb is no longer an export" \
 	nbdinfo "nbd+unix:///xvdb?socket=$sock"
-stop_server "remove-disk"
+serve_stop "remove-disk"
