@@ -60,8 +60,6 @@ VSTOR     := $(BUILD)/vstor
 
 all: $(VSTOR) man
 
-# $$(FUZZ_SRCS_%) in the fuzz rule needs this.
-.SECONDEXPANSION:
 # Keep the objects of test programs: they are intermediate files to make.
 .SECONDARY:
 
@@ -127,32 +125,32 @@ bench: all
 	$(Q)VSTOR=$(abspath $(VSTOR)) bench/run-all.sh
 
 # libFuzzer targets, one per parser of untrusted input, built with clang
-# whatever CC is; each links the sources it exercises (FUZZ_SRCS_name).
-FUZZ_CC   ?= clang
-FUZZ_SRCS_fuzz-diskspec := vbd/diskspec.c vbd/vdev.c common/error.c common/log.c \
-	common/size.c
-FUZZ_SRCS_fuzz-qcow2 := $(LIB_SRCS)
-FUZZ_LIBS_fuzz-qcow2 := $(LDLIBS)
-# The foreign formats (imgtools/formats/) link the whole library too.
-FUZZ_SRCS_fuzz-vmdk := $(LIB_SRCS)
-FUZZ_LIBS_fuzz-vmdk := $(LDLIBS)
-FUZZ_SRCS_fuzz-vhd := $(LIB_SRCS)
-FUZZ_LIBS_fuzz-vhd := $(LDLIBS)
-FUZZ_SRCS_fuzz-vdi := $(LIB_SRCS)
-FUZZ_LIBS_fuzz-vdi := $(LDLIBS)
-FUZZ_SRCS_fuzz-virtqueue := blkback/virtqueue.c blkback/guest-mem.c \
-	common/error.c common/log.c
-# The NBD server end to end, in process: the whole library.
-FUZZ_SRCS_fuzz-nbd := $(LIB_SRCS)
-FUZZ_LIBS_fuzz-nbd := $(LDLIBS)
+# whatever CC is.  The library is compiled once with coverage and
+# sanitizers into its own archive (fuzz/libvstor-fuzz.a), and each target
+# links what it uses from it, rather than compiling the library again per
+# target.
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-MMD -MP
+FUZZ_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_LIB    := $(BUILD)/fuzz/libvstor-fuzz.a
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz-*.c))
 fuzz: $(FUZZ_BINS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_%) | deps
+$(BUILD)/fuzz/obj/%.o: %.c | deps
+	$(call say,FUZZCC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) | deps
 	$(call say,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=gnu11 -g -O1 -Wall -Wextra -Werror \
-		-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
-		-o $@ $^ $(FUZZ_LIBS_$(*F))
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined -MF $(BUILD)/fuzz/obj/$(*F).d \
+		-o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
 # Man pages: docs/*.pod rendered with pod2man (as nbdkit does).
 MAN_PODS  := $(wildcard docs/*.pod)
@@ -174,4 +172,5 @@ format-check: | deps
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) \
+	$(FUZZ_OBJS:.o=.d) $(FUZZ_BINS:$(BUILD)/fuzz/%=$(BUILD)/fuzz/obj/%.d)
