@@ -189,8 +189,9 @@ int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
  * Asynchronous data path.
  *
  * Fill a vbd_req and hand it to vbd_submit.  `cb` is then called exactly
- * once with 0 or -errno, from an engine thread or, for requests that fail
- * their checks, from the submitting thread before vbd_submit returns.  The
+ * once with 0 or -errno, from an engine thread or from the submitting
+ * thread before vbd_submit returns (requests that fail their checks, and
+ * reads served at once from the page cache).  The
  * request and its buffers belong to the vbd until `cb` runs.  Any number
  * of requests may be in flight, submitted from any number of threads.
  */
