@@ -141,6 +141,7 @@ static void qcow2_free(struct qcow2 *s)
 	if (s->writable)
 		pthread_mutex_destroy(&s->w_lock);
 	qcow2_gate_destroy(&s->gate);
+	qcow2_lane_destroy(s);
 	free(s->l1);
 	qcow2_meta_free(&s->m);
 	free(s);
@@ -187,7 +188,8 @@ static int qcow2_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	s->filename = vbd->filename;
 	pthread_mutex_init(&s->l2_lock, NULL);
-	if (qcow2_gate_init(&s->gate) < 0) {
+	if (qcow2_gate_init(&s->gate) < 0 || qcow2_lane_init(s) < 0) {
+		qcow2_gate_destroy(&s->gate);
 		pthread_mutex_destroy(&s->l2_lock);
 		free(s);
 		return vs_error_set(errp, ENOMEM, "out of memory");

@@ -13,6 +13,9 @@
 
 #include "../common/error.h"
 #include "../vbd/driver.h"
+/* The worker pool, for the lane (a driver running its own queue of
+ * blocking work: driver.h only offers the pool per request). */
+#include "../vbd/pool.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
@@ -180,6 +183,19 @@ struct qcow2_gate {
 	pthread_cond_t drained;
 };
 
+/*
+ * The lane (qcow2-submit.c): writes in place to the page cache of a
+ * file system that cannot take them without waiting, in a FIFO that one
+ * pool job at a time drains.
+ */
+struct qcow2_lane {
+	pthread_mutex_t lock;
+	struct vbd_req *head, *tail; /* linked through req->priv */
+	bool running;		     /* `job` is on the pool */
+	bool ready;		     /* initialised */
+	struct vbd_pool_job job;
+};
+
 /* A reference to drop once the tables that stopped using it are
  * stable (qcow2-flush.c). */
 struct qcow2_free {
@@ -222,6 +238,7 @@ struct qcow2 {
 	/* Reads and in-place writes count in; making freed clusters
 	 * reusable drains it, so no I/O still lands in one. */
 	struct qcow2_gate gate;
+	struct qcow2_lane lane;
 	/* QCOW2_NOWAIT_*: the host file refused page-cache-only I/O of
 	 * that kind once, so the asynchronous path stops trying (atomic;
 	 * qcow2-submit.c). */
@@ -355,6 +372,8 @@ void qcow2_gate_destroy(struct qcow2_gate *g);
 unsigned qcow2_gate_enter(struct qcow2_gate *g);
 void qcow2_gate_leave(struct qcow2_gate *g, unsigned epoch);
 void qcow2_gate_drain(struct qcow2_gate *g);
+int qcow2_lane_init(struct qcow2 *s);
+void qcow2_lane_destroy(struct qcow2 *s);
 
 /* qcow2.c */
 int qcow2_preadv(struct vbd *vbd, uint64_t offset, const struct iovec *iov,

@@ -11,6 +11,13 @@
  *   block stamped with its own index and a generation, so that a read
  *   from the wrong host place shows; then the image is checked (no
  *   corruption, no leak) and read back again after reopening.
+ *   The same again with every write in place sent through the lane
+ *   (as on a file system without RWF_NOWAIT writes, whatever the test
+ *   directory's file system is).
+ * - The lane and close: bursts of in-place writes, the image closed as
+ *   soon as the last one completes, hundreds of times (a lane job that
+ *   touched the image after its last completion shows under ASan); then
+ *   every block read back.
  * - Reuse: one thread discards a range and writes another, with flushes
  *   between, so that the freed clusters are handed out again; another
  *   keeps reading the first range.  Every block it reads must be zeros
@@ -20,6 +27,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -346,7 +354,16 @@ static void verify_all(struct model *m, struct vbd *vbd)
 	free(buf);
 }
 
-static void run_model(unsigned flags)
+/* Every write in place through the lane, on any file system: as if the
+ * image file had refused an RWF_NOWAIT write (ext4 does). */
+static void force_lane(struct vbd *vbd)
+{
+	struct qcow2 *s = vbd->opaque;
+
+	__atomic_or_fetch(&s->nowait_off, QCOW2_NOWAIT_WRITE, __ATOMIC_RELAXED);
+}
+
+static void run_model(unsigned flags, bool lane)
 {
 	char path[] = "/var/tmp/vstor-test-qcow2a.XXXXXX";
 	struct model *m = calloc(1, sizeof(*m));
@@ -356,6 +373,8 @@ static void run_model(unsigned flags)
 	assert_true(m && buf);
 	make_image(path, DISK);
 	m->vbd = open_image(path, flags);
+	if (lane)
+		force_lane(m->vbd);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->seed = 0x9e3779b97f4a7c15ull ^ flags;
@@ -390,14 +409,123 @@ static void run_model(unsigned flags)
 static void test_model(void **state)
 {
 	(void)state;
-	run_model(0);
+	run_model(0, false);
+}
+
+static void test_model_lane(void **state)
+{
+	(void)state;
+	run_model(0, true);
 }
 
 /* The same through an image file opened O_DIRECT (cache=none). */
 static void test_model_direct(void **state)
 {
 	(void)state;
-	run_model(VBD_O_DIRECT);
+	run_model(VBD_O_DIRECT, false);
+}
+
+/* The lane and close. */
+
+#define LC_ROUNDS 300
+#define LC_MAX	  40 /* writes per burst at most */
+#define LC_DISK	  (1u << 20)
+
+struct burst {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned left;
+	int err;
+};
+
+struct bwrite {
+	struct vbd_req req;
+	struct iovec iov;
+	struct burst *b;
+	uint8_t buf[BLK];
+};
+
+static void bwrite_cb(struct vbd_req *req, int ret)
+{
+	struct bwrite *w = req->opaque;
+	struct burst *b = w->b;
+
+	pthread_mutex_lock(&b->lock);
+	if (ret < 0 && !b->err)
+		b->err = ret;
+	/* The last completion wakes the closer: the image goes away
+	 * while the lane's job may still be on its way out. */
+	if (--b->left == 0)
+		pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void test_lane_close(void **state)
+{
+	char path[] = "/var/tmp/vstor-test-qcow2l.XXXXXX";
+	static uint32_t gen[LC_DISK / BLK];
+	struct bwrite *w = calloc(LC_MAX, sizeof(*w));
+	uint8_t *buf = malloc(LC_DISK);
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	struct burst b = {0};
+	struct vbd *vbd;
+
+	(void)state;
+	assert_true(w && buf);
+	pthread_mutex_init(&b.lock, NULL);
+	pthread_cond_init(&b.cond, NULL);
+	make_image(path, LC_DISK);
+	/* Every cluster allocated, so that every write is in place. */
+	vbd = open_image(path, 0);
+	fill(buf, 0, LC_DISK / BLK, 1);
+	assert_int_equal(vbd_pwrite(vbd, 0, buf, LC_DISK), 0);
+	vbd_close(vbd);
+	for (size_t i = 0; i < LC_DISK / BLK; i++)
+		gen[i] = 1;
+	for (uint32_t r = 0; r < LC_ROUNDS; r++) {
+		unsigned n = 1 + (unsigned)(rnd(&seed) % LC_MAX);
+		uint64_t first = rnd(&seed) % (LC_DISK / BLK - n + 1);
+
+		vbd = open_image(path, 0);
+		force_lane(vbd);
+		b.left = n;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t blk = first + i;
+
+			gen[blk] = r + 2;
+			fill(w[i].buf, blk, 1, r + 2);
+			w[i].b = &b;
+			w[i].iov = (struct iovec){w[i].buf, BLK};
+			w[i].req = (struct vbd_req){.op = VBD_OP_WRITE,
+						    .offset = blk * BLK,
+						    .iov = &w[i].iov,
+						    .iovcnt = 1,
+						    .cb = bwrite_cb,
+						    .opaque = &w[i]};
+			vbd_submit(vbd, &w[i].req);
+		}
+		pthread_mutex_lock(&b.lock);
+		while (b.left)
+			pthread_cond_wait(&b.cond, &b.lock);
+		pthread_mutex_unlock(&b.lock);
+		assert_int_equal(b.err, 0);
+		vbd_close(vbd);
+	}
+	vbd = open_image(path, VBD_O_RDONLY);
+	assert_int_equal(vbd_pread(vbd, 0, buf, LC_DISK), 0);
+	for (uint64_t blk = 0; blk < LC_DISK / BLK; blk++)
+		if (gen_of(buf + blk * BLK, blk) != gen[blk])
+			fail_msg("block %llu has generation %lld, not %u",
+				 (unsigned long long)blk,
+				 (long long)gen_of(buf + blk * BLK, blk),
+				 gen[blk]);
+	vbd_close(vbd);
+	check_clean(path);
+	unlink(path);
+	pthread_cond_destroy(&b.cond);
+	pthread_mutex_destroy(&b.lock);
+	free(buf);
+	free(w);
 }
 
 /* Reuse. */
@@ -537,6 +665,8 @@ int main(void)
 		cmocka_unit_test(test_gate),
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_model_direct),
+		cmocka_unit_test(test_model_lane),
+		cmocka_unit_test(test_lane_close),
 		cmocka_unit_test(test_reuse),
 	};
 
