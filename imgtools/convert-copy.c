@@ -332,7 +332,7 @@ static void item_done(struct cv *cv, const struct cv_item *it)
  */
 static void kick_writeback(struct cv *cv, const struct cv_item *it)
 {
-	uint64_t n;
+	uint64_t n, t0;
 
 	if (cv->kick_fd < 0 || it->st == CV_BACKING ||
 	    (it->st == CV_ZERO && cv->zero_init))
@@ -341,7 +341,10 @@ static void kick_writeback(struct cv *cv, const struct cv_item *it)
 	if (n < KICK_EVERY)
 		return;
 	__atomic_fetch_sub(&cv->unkicked, n, __ATOMIC_RELAXED);
+	t0 = cv_now_ns();
 	sync_file_range(cv->kick_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	__atomic_add_fetch(&cv->kick_ns, cv_now_ns() - t0, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&cv->kicks, 1, __ATOMIC_RELAXED);
 }
 
 static void *worker(void *arg)

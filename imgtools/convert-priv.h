@@ -7,6 +7,8 @@
 #define VS_IMGTOOLS_CONVERT_PRIV_H
 
 #include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "convert-plan.h"
 #include "convert.h"
@@ -39,6 +41,10 @@ struct cv {
 	 */
 	int kick_fd;
 	uint64_t unkicked; /* bytes written since the last push (atomic) */
+	/* For `-D convert`: pushes made, and the time the workers spent in
+	 * them (atomic). */
+	unsigned kicks;
+	uint64_t kick_ns;
 
 	/* Under lock: the plan, the write turn, errors and progress. */
 	pthread_mutex_t lock;
@@ -48,6 +54,15 @@ struct cv {
 	struct vs_error *err;
 	uint64_t done;
 };
+
+/* The monotonic clock in nanoseconds, for `-D convert`'s timings. */
+static inline uint64_t cv_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Run the workers until the plan is done or an error stopped them.
  * Returns 0 or the first error (with cv->err set). */
