@@ -32,7 +32,7 @@ ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-LDLIBS   += -luring -laio -lzstd -lz -lblkid -ljson-c -lfuse3 -lpthread
+LDLIBS   += -luring -laio -lzstd -lxxhash -lz -lblkid -ldevmapper -ljson-c -lfuse3 -lpthread
 
 ifeq ($(V),0)
 Q = @
@@ -118,7 +118,8 @@ check: format-check all tools fuzz unit unit-asan build-clang vm
 	 UNIT_DIRS="$(abspath $(BUILD)/tests/unit) $(abspath $(BUILD)/asan/tests/unit)" \
 	 tests/run.sh
 
-demo: all
+# The demo's guests boot the test VM's kernel and initramfs.
+demo: all vm
 	$(Q)VSTOR=$(abspath $(VSTOR)) scripts/demo.sh
 
 bench: all

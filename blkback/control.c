@@ -233,8 +233,8 @@ static const struct command {
 	{"quit", cmd_quit},
 };
 
-static int parse_request(const char *line, size_t len, struct json_object **out,
-			 struct vs_error **errp)
+int blkback_control_parse(const char *line, size_t len,
+			  struct json_object **out, struct vs_error **errp)
 {
 	struct json_tokener *tok = json_tokener_new_ex(CONTROL_MAX_DEPTH);
 	struct json_object *obj;
@@ -289,7 +289,7 @@ static struct json_object *handle(const char *line, size_t len, bool *quit)
 
 	/* "ok" first, so that a reader sees the outcome at a glance. */
 	json_object_object_add(reply, "ok", json_object_new_boolean(true));
-	ret = parse_request(line, len, &req, &err);
+	ret = blkback_control_parse(line, len, &req, &err);
 	if (ret == 0)
 		ret = get_string(req, "cmd", true, &name, &err);
 	if (ret == 0) {

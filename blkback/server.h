@@ -100,5 +100,13 @@ unsigned blkback_disks_count(void);
 /* The control socket (control.c). */
 int blkback_control_start(const char *path, struct vs_error **errp);
 void blkback_control_stop(void);
+/*
+ * One request line (len bytes, no newline, NUL at line[len]) into a JSON
+ * object: strict JSON, valid UTF-8, nesting bounded, only blanks after
+ * the object.  -EINVAL with a message otherwise.  Exported for the fuzz
+ * target (tests/fuzz/fuzz-serve-control.c); the caller owns *out.
+ */
+int blkback_control_parse(const char *line, size_t len,
+			  struct json_object **out, struct vs_error **errp);
 
 #endif

@@ -38,10 +38,27 @@ struct cli_group {
  */
 extern const struct cli_group cli_group_disk;
 extern const struct cli_group cli_group_img;
+extern const struct cli_group cli_group_part;
+extern const struct cli_group cli_group_lv;
 
 /* Top-level verbs are `cli_verb_VERB` (cli_verb_serve), listed in
  * main.c's top_verbs. */
 extern const struct cli_verb cli_verb_serve;
+extern const struct cli_verb cli_verb_backup;
+extern const struct cli_verb cli_verb_restore;
+extern const struct cli_verb cli_verb_clone;
+/* Domains (issue 6), xl's verbs. */
+extern const struct cli_verb cli_verb_create;
+extern const struct cli_verb cli_verb_list;
+extern const struct cli_verb cli_verb_console;
+extern const struct cli_verb cli_verb_shutdown;
+extern const struct cli_verb cli_verb_reboot;
+extern const struct cli_verb cli_verb_destroy;
+extern const struct cli_verb cli_verb_pause;
+extern const struct cli_verb cli_verb_unpause;
+extern const struct cli_verb cli_verb_block_attach;
+extern const struct cli_verb cli_verb_block_detach;
+extern const struct cli_verb cli_verb_block_list;
 
 extern const struct cli_verb cli_verb_disk_parse;
 extern const struct cli_verb cli_verb_img_create;
@@ -56,6 +73,29 @@ extern const struct cli_verb cli_verb_img_measure;
 extern const struct cli_verb cli_verb_img_commit;
 extern const struct cli_verb cli_verb_img_rebase;
 extern const struct cli_verb cli_verb_img_resize;
+extern const struct cli_verb cli_verb_part_list;
+extern const struct cli_verb cli_verb_part_map;
+extern const struct cli_verb cli_verb_part_unmap;
+/* kpartx's -l, -a, -d (and -lv, -av, -dv): hidden aliases, no summary. */
+extern const struct cli_verb cli_verb_part_alias_l;
+extern const struct cli_verb cli_verb_part_alias_a;
+extern const struct cli_verb cli_verb_part_alias_d;
+extern const struct cli_verb cli_verb_part_alias_lv;
+extern const struct cli_verb cli_verb_part_alias_av;
+extern const struct cli_verb cli_verb_part_alias_dv;
+extern const struct cli_verb cli_verb_lv_list;
+extern const struct cli_verb cli_verb_lv_show;
+extern const struct cli_verb cli_verb_lv_create;
+extern const struct cli_verb cli_verb_lv_resize;
+extern const struct cli_verb cli_verb_lv_snapshot;
+extern const struct cli_verb cli_verb_lv_remove;
+
+/* vstor part (cli/part.c): kpartx -v's lines for map and unmap events
+ * (an img_part_report_fn), and --method=auto|dm|loop into an enum
+ * img_part_method (0, or 1 after a usage error). */
+struct img_part_event;
+void cli_part_report(const struct img_part_event *ev, void *opaque);
+int cli_part_method(const char *verb, const char *arg, int *out);
 
 /* Print "vstor: MESSAGE" and "Try 'vstor help GROUP VERB'." to stderr;
  * returns 1 so that callers can `return cli_usage_error(...)`. */

@@ -17,17 +17,39 @@
 #define VSTOR_VERSION "0.1.0"
 #endif
 
+/* One group per line (clang-format would pack them). */
+/* clang-format off */
 static const struct cli_group *const groups[] = {
 	&cli_group_disk,
 	&cli_group_img,
+	&cli_group_lv,
+	&cli_group_part,
 	NULL,
 };
+/* clang-format on */
 
-/* Verbs of their own, without a group ("vstor serve"). */
+/* Verbs of their own, without a group ("vstor create"): xl's domain
+ * verbs first, in xl's order, then the disk services. */
+/* clang-format off */
 static const struct cli_verb *const top_verbs[] = {
+	&cli_verb_create,
+	&cli_verb_list,
+	&cli_verb_console,
+	&cli_verb_shutdown,
+	&cli_verb_reboot,
+	&cli_verb_destroy,
+	&cli_verb_pause,
+	&cli_verb_unpause,
+	&cli_verb_block_attach,
+	&cli_verb_block_detach,
+	&cli_verb_block_list,
 	&cli_verb_serve,
+	&cli_verb_clone,
+	&cli_verb_backup,
+	&cli_verb_restore,
 	NULL,
 };
+/* clang-format on */
 
 static const char main_usage[] =
 	"Usage: vstor [-D MODULES] [-q] VERB [OPTIONS] [ARGS]\n"
@@ -35,8 +57,10 @@ static const char main_usage[] =
 	"       vstor help [VERB | GROUP [VERB]]\n"
 	"       vstor --version\n"
 	"\n"
-	"vstor serves and manages the disks of Xen- and KVM-style domains:\n"
-	"disk specs in xl syntax, image tools in the manner of qemu-img.\n"
+	"vstor runs Xen-style domains on QEMU and manages their disks:\n"
+	"domains from xl configs with xl's verbs, disks served by its own\n"
+	"backend, image tools in the manner of qemu-img, LVM volumes with\n"
+	"live backups and clones, and partition mapping as kpartx does.\n"
 	"\n"
 	"Global options:\n"
 	"  -D, --debug=MODULES  debug messages for a comma-separated list of\n"
@@ -51,11 +75,11 @@ static void print_groups(FILE *out)
 {
 	fputs(main_usage, out);
 	for (int i = 0; top_verbs[i]; i++)
-		fprintf(out, "  %-8s %s\n", top_verbs[i]->name,
+		fprintf(out, "  %-12s %s\n", top_verbs[i]->name,
 			top_verbs[i]->summary);
 	fputs("\nVerb groups:\n", out);
 	for (int i = 0; groups[i]; i++)
-		fprintf(out, "  %-8s %s\n", groups[i]->name,
+		fprintf(out, "  %-12s %s\n", groups[i]->name,
 			groups[i]->summary);
 	fputs("\nRun 'vstor help VERB' for a verb's options, 'vstor help "
 	      "GROUP' for\nthe verbs of a group.\n",
@@ -67,8 +91,9 @@ static void print_group(const struct cli_group *g, FILE *out)
 	fprintf(out, "Usage: vstor %s VERB [OPTIONS] [ARGS]\n\n%s.\n\nVerbs:\n",
 		g->name, g->summary);
 	for (int i = 0; g->verbs[i]; i++)
-		fprintf(out, "  %-10s %s\n", g->verbs[i]->name,
-			g->verbs[i]->summary);
+		if (g->verbs[i]->summary) /* none: a hidden alias */
+			fprintf(out, "  %-10s %s\n", g->verbs[i]->name,
+				g->verbs[i]->summary);
 	fprintf(out, "\nRun 'vstor help %s VERB' for a verb's options.\n",
 		g->name);
 }

@@ -323,7 +323,7 @@ static int run(int argc, char **argv)
 
 const struct cli_verb cli_verb_serve = {
 	.name = "serve",
-	.summary = "Serve disks over vhost-user-blk, NBD and FUSE",
+	.summary = "serve disks over vhost-user-blk, NBD and FUSE",
 	.usage = usage,
 	.run = run,
 };

@@ -10,11 +10,13 @@ set -e
 # and busybox (tests/vm/); lvm2, dmsetup, kpartx, thin_* for the guest,
 # which runs the host's /usr.
 PKGS="gcc make pkg-config libc6-dev clang clang-format strace
-libzstd-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
+libzstd-dev libxxhash-dev zlib1g-dev liburing-dev libaio-dev libblkid-dev libjson-c-dev
+libdevmapper-dev
 libcmocka-dev libclang-rt-14-dev perl python3 qemu-utils fio util-linux xxd
 fdisk
 libfuse3-dev fuse3 libnbd-bin qemu-system-x86 qemu-system-common
-busybox-static lvm2 dmsetup kpartx thin-provisioning-tools e2fsprogs"
+busybox-static lvm2 dmsetup kpartx thin-provisioning-tools e2fsprogs zstd
+iproute2"
 
 missing=""
 for p in $PKGS; do

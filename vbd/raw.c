@@ -60,13 +60,30 @@ static struct raw *raw_of(struct vbd *vbd)
 static int open_fd(struct vbd *vbd, struct vs_error **errp)
 {
 	int flags = (vbd->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	struct stat st;
 	int fd;
 
 	if (vbd->flags & VBD_O_DIRECT)
 		flags |= O_DIRECT;
+	/* A block device opened for writing is claimed exclusively, as
+	 * Xen's block script refuses a device another domain writes: the
+	 * kernel then refuses a second exclusive opener, a mounted device
+	 * and one that device-mapper (LVM, kpartx) holds.  OFD locks alone
+	 * would not do: they live on one device node's inode and only
+	 * bind processes that take them.  force-share (-U) opts out. */
+	if (!vbd->readonly && !(vbd->flags & VBD_O_SHARE) &&
+	    stat(vbd->filename, &st) == 0 && S_ISBLK(st.st_mode))
+		flags |= O_EXCL;
 	fd = open(vbd->filename, flags);
 	if (fd >= 0)
 		return fd;
+	if (errno == EBUSY && (flags & O_EXCL))
+		return vs_error_set(errp, EBUSY,
+				    "%s: the block device is in use (a disk "
+				    "of another domain or vstor process, "
+				    "mounted, or held by device-mapper); "
+				    "refusing to write to it",
+				    vbd->filename);
 	if (errno == EINVAL && (flags & O_DIRECT))
 		return vs_error_set(errp, EINVAL,
 				    "%s: the filesystem does not support "

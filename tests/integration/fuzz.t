@@ -19,6 +19,16 @@ for bin in "${targets[@]}"; do
 	fuzz-virtqueue) max_len=4096 runs=100000 ;;
 	# One NBD connection per input, served by threads: fewer runs.
 	fuzz-nbd) max_len=2048 runs=10000 ;;
+	# A whole domain config, each one also through JSON and a rewrite.
+	fuzz-dom-config) max_len=2048 runs=50000 ;;
+	# The start of a disk, probed by libblkid.
+	fuzz-part-table) max_len=65536 runs=20000 ;;
+	# One QMP session per input, played by a thread on a socket.
+	fuzz-qmp) max_len=4096 runs=10000 ;;
+	# lvm reports: a few KiB of JSON.
+	fuzz-lvm-json) max_len=4096 runs=50000 ;;
+	# Control-socket sessions: each line parsed, each reply re-read.
+	fuzz-serve-control) max_len=4096 runs=20000 ;;
 	*) max_len=512 runs=200000 ;;
 	esac
 	# A fixed seed keeps a failure reproducible; new inputs go to $T only.

@@ -26,12 +26,17 @@
 #               test adds for vhost-user must have the same size)
 #   VM_SMP      virtual CPUs (default 1)
 #   VM_SHARE    a host folder the guest mounts writable at /share
+#   VM_ACCEL    QEMU's accelerator: tcg (default) or kvm (dom-accel.t:
+#               whether KVM boots the guest at all)
+#   VM_CPU      QEMU's CPU model (default max)
 #   VSTOR_VM_CACHE  where tests/vm/build.sh keeps the VM
 
 VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-512}
 VM_SMP=${VM_SMP:-1}
 VM_SHARE=${VM_SHARE:-}
+VM_ACCEL=${VM_ACCEL:-tcg}
+VM_CPU=${VM_CPU:-max}
 VM_DIR=
 vm_log='' vm_out='' vm_status=''
 _vm_n=0
@@ -74,11 +79,11 @@ vm_run() {
 		share=(-virtfs "local,path=$VM_SHARE,mount_tag=share,security_model=none,multidevs=remap")
 	echo "+ vm_run $script $*" >&3
 	timeout -k 10 "$VM_TIMEOUT" qemu-system-x86_64 \
-		-accel tcg -M pc -cpu max -m "$VM_MEM" -smp "$VM_SMP" \
+		-accel "$VM_ACCEL" -M pc -cpu "$VM_CPU" -m "$VM_MEM" -smp "$VM_SMP" \
 		-nodefaults -no-user-config -display none -monitor none \
 		-serial "file:$vm_log" -no-reboot \
 		-kernel "$kernel" -initrd "$d/initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=4 vstor_token=$token" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check vstor_token=$token" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		"${share[@]}" "$@" </dev/null >"$d/qemu.log" 2>&1 || qrc=$?
 

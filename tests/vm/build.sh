@@ -28,9 +28,11 @@ cache=${VSTOR_VM_CACHE:-$top/build/vm-cache}
 # depends= field of each module's .modinfo) and resolvable soft
 # dependencies are added and loaded first.  Issues that need more (a
 # filesystem, a dm target) add them here.
+# button and evdev: the ACPI power button (QMP system_powerdown, that is
+# `vstor shutdown`) reaches a domain guest as a key on /dev/input/event*.
 WANT="virtio_pci virtio_blk virtio_scsi sd_mod loop dm_mod dm_snapshot
 dm_thin_pool dm_zero dm_delay dm_flakey dm_mirror 9pnet_virtio 9p fuse overlay
-virtiofs qemu_fw_cfg crc32c_generic ext4"
+virtiofs qemu_fw_cfg crc32c_generic ext4 button evdev"
 
 # Soft dependencies name crypto algorithms, not modules; the ones our
 # modules name, mapped to the generic module that provides them (TCG's CPU
