@@ -224,7 +224,7 @@ run_ok "vstor help serve" "$VSTOR" help serve
 like "$out" '^Usage: vstor serve ' "prints the usage"
 is "$out" "$("$VSTOR" serve --help)" "--help and 'help serve' agree"
 run_ok "vstor --help" "$VSTOR" --help
-like "$out" $'\n  serve +Serve disks' "lists serve"
+like "$out" $'\n  serve +serve disks' "lists serve"
 # usage_fails NAME PATTERN ARGS...: exit 1, one message and the hint.
 usage_fails() {
 	local name=$1 pattern=$2
