@@ -45,6 +45,13 @@ struct cv {
 	 * them (atomic). */
 	unsigned kicks;
 	uint64_t kick_ns;
+	/* A target file written in order drops what it pushed two pushes
+	 * ago from the page cache (convert-copy.c): kick_lock serialises
+	 * the marks, offsets in the target's file; drop_raw when those are
+	 * the guest's offsets. */
+	bool drop_behind, drop_raw;
+	pthread_mutex_t kick_lock;
+	uint64_t push_mark[2], dropped_to;
 
 	/* Under lock: the plan, the write turn, errors and progress. */
 	pthread_mutex_t lock;

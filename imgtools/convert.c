@@ -373,6 +373,7 @@ static void cv_close(struct cv *cv)
 		vbd_close(cv->src[i]);
 	free(cv->src);
 	pthread_mutex_destroy(&cv->lock);
+	pthread_mutex_destroy(&cv->kick_lock);
 	pthread_cond_destroy(&cv->turn);
 }
 
@@ -398,6 +399,10 @@ static int run(struct cv *cv, bool *created, struct vs_error **errp)
 	if (o->progress)
 		o->progress(0, cv->total, o->opaque);
 	cv->kick_fd = open_kick_fd(o);
+	/* Only in order: what lies behind the item just stored is then
+	 * all written (convert-copy.c, drop_behind). */
+	cv->drop_behind = cv->kick_fd >= 0 && !o->out_of_order;
+	cv->drop_raw = !strcmp(vbd_format(cv->dst), "raw");
 	t0 = cv_now_ns();
 	ret = cv_copy(cv);
 	if (ret < 0) {
@@ -431,6 +436,7 @@ int img_convert(const struct img_convert_opts *o, struct vs_error **errp)
 	if (ret < 0)
 		return ret;
 	pthread_mutex_init(&cv.lock, NULL);
+	pthread_mutex_init(&cv.kick_lock, NULL);
 	pthread_cond_init(&cv.turn, NULL);
 	ret = run(&cv, &created, errp);
 	cv_close(&cv);
