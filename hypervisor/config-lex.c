@@ -17,6 +17,7 @@
 
 #include "../common/cleanup.h"
 #include "config-syntax.h"
+#include "config.h"
 
 enum tok_type {
 	T_EOF,
@@ -97,17 +98,6 @@ static bool is_word(char c)
 	return is_ident_start(c) || (c >= '0' && c <= '9') || c == '.';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * One escape after a backslash at text[*pos]; the byte it stands for in
  * *out.  The escapes are C's common ones, as xl's lexer takes them.
@@ -131,7 +121,7 @@ static int lex_escape(struct lexer *lx, size_t *pos, char *out)
 	case 'x':
 		p++;
 		for (int i = 0; i < 2; i++, p++) {
-			int h = p < lx->len ? hexval(t[p]) : -1;
+			int h = p < lx->len ? dom_hex_digit(t[p]) : -1;
 
 			if (h < 0)
 				return lex_error(lx, lx->line,

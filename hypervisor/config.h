@@ -110,6 +110,10 @@ void dom_mac_generate(const char *name, size_t index, char buf[18]);
  */
 int dom_mac_parse(const char *text, char buf[18], struct vs_error **err);
 
+/* The value of one hex digit, -1 for any other character (MACs, and the
+ * \xNN escapes of config strings). */
+int dom_hex_digit(char c);
+
 /*
  * Read a config file whole (at most DOM_CONFIG_MAX_SIZE bytes, no NUL
  * bytes).  *text is the caller's to free.

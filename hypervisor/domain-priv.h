@@ -75,6 +75,12 @@ int dom_qmp_open(const struct dom_record *rec, struct dom_qmp **q,
 int dom_load_live(const char *name, struct dom_record **out,
 		  struct vs_error **err);
 
+/* The same, then the state lock taken and the record loaded again under
+ * it (the domain may have ended in between): returns the lock's fd for
+ * dom_state_unlock, or a negative errno with nothing held. */
+int dom_lock_live(const char *name, struct dom_record **out,
+		  struct vs_error **err);
+
 /*
  * Fork off a domain's monitor (double fork, its own session) and wait for
  * its report: it starts QEMU, or with adopt takes over the QEMU of

@@ -105,6 +105,33 @@ int dom_load_live(const char *name, struct dom_record **out,
 	return 0;
 }
 
+int dom_lock_live(const char *name, struct dom_record **out,
+		  struct vs_error **err)
+{
+	struct dom_record *rec = NULL;
+	int lockfd, r = dom_load_live(name, &rec, err);
+
+	if (r < 0)
+		return r;
+	dom_record_free(rec);
+	rec = NULL;
+	lockfd = dom_state_lock(err);
+	if (lockfd < 0)
+		return lockfd;
+	r = dom_record_load(name, &rec, err);
+	if (r == 0 && rec->state != DOM_STATE_RUNNING &&
+	    rec->state != DOM_STATE_PAUSED)
+		r = vs_error_set(err, EINVAL, "domain '%s' is not running (%s)",
+				 name, dom_state_name(rec->state));
+	if (r < 0) {
+		dom_record_free(rec);
+		dom_state_unlock(lockfd);
+		return r;
+	}
+	*out = rec;
+	return lockfd;
+}
+
 /* Has the domain ended (or restarted) since `was`? */
 static bool ended(const char *name, const struct dom_proc *was)
 {

@@ -164,16 +164,9 @@ int dom_block_attach(const char *name, const char *spec_text,
 	struct json_object *o;
 	int lockfd = -1, slot = -1, r;
 
-	r = dom_load_live(name, &rec, err);
-	if (r < 0)
-		return r;
-	dom_record_free(rec);
-	rec = NULL;
-	lockfd = dom_state_lock(err);
+	lockfd = dom_lock_live(name, &rec, err);
 	if (lockfd < 0)
 		return lockfd;
-	if ((r = dom_record_load(name, &rec, err)) < 0)
-		goto out;
 	r = dom_disk_check(name, spec_text, &d, &slot, err);
 	if (r == 1)
 		r = vs_error_set(

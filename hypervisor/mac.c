@@ -56,7 +56,7 @@ void dom_mac_generate(const char *name, size_t index, char buf[18])
 		 (unsigned)(h >> 8) & 0xff, (unsigned)h & 0xff);
 }
 
-static int hex(char c)
+int dom_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -76,7 +76,7 @@ int dom_mac_parse(const char *text, char buf[18], struct vs_error **err)
 		goto bad;
 	for (int i = 0; i < 6; i++) {
 		const char *p = text + i * 3;
-		int hi = hex(p[0]), lo = hex(p[1]);
+		int hi = dom_hex_digit(p[0]), lo = dom_hex_digit(p[1]);
 
 		if (hi < 0 || lo < 0)
 			goto bad;

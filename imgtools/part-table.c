@@ -119,7 +119,8 @@ static long gpt_entries_in_use(int fd, unsigned ss, uint64_t disk_bytes)
 	if (esize < 128 || esize % 8 || !n || n > GPT_ARRAY_MAX / esize)
 		return -1;
 	bytes = (uint64_t)n * esize;
-	if (lba > disk_bytes / ss || lba * ss > disk_bytes - bytes)
+	if (bytes > disk_bytes || lba > disk_bytes / ss ||
+	    lba * ss > disk_bytes - bytes)
 		return -1;
 	arr = malloc(bytes);
 	if (!arr ||

@@ -27,6 +27,8 @@ for bin in "${targets[@]}"; do
 	fuzz-qmp) max_len=4096 runs=10000 ;;
 	# lvm reports: a few KiB of JSON.
 	fuzz-lvm-json) max_len=4096 runs=50000 ;;
+	# Backup manifests (JSON), optionally followed by a .sums file.
+	fuzz-backup-manifest) max_len=4096 runs=50000 ;;
 	# Control-socket sessions: each line parsed, each reply re-read.
 	fuzz-serve-control) max_len=4096 runs=20000 ;;
 	*) max_len=512 runs=200000 ;;
