@@ -6,10 +6,13 @@
 # on the same raw and qcow2 images in one run.  Three loads: 4 KiB
 # random reads and 4 KiB random writes with 32 requests in flight, and
 # 1 MiB sequential reads with 8 in flight.  Each server runs each load
-# BENCH_ROUNDS times, the three servers taking turns in a rotating
-# order; the median counts.  Prints IOPS (MiB/s for the sequential
-# line) of each server and the ratios vstor / qemu-nbd and vstor /
-# qemu-storage-daemon: above 1.00 vstor is faster.  See bench/README.md.
+# once unmeasured (the warm-up), then BENCH_ROUNDS times, the three
+# servers taking turns in a rotating order; the median counts.  Prints
+# IOPS (MiB/s for the sequential line) of each server, the ratios
+# vstor / qemu-nbd and vstor / qemu-storage-daemon (above 1.00 vstor is
+# faster), and each server's own CPU time per request (median over the
+# same runs), which, unlike IOPS, hardly depends on what else runs on
+# the machine.  See bench/README.md.
 #
 # Fairness:
 #   - One server at a time: each run starts its server on the image,
@@ -26,9 +29,10 @@
 #     default; qemu-nbd --aio=, the daemon's file node aio=).
 #   - The images hold random data in every block (qcow2: every cluster
 #     allocated, converted from the raw by qemu-img), so reads do real
-#     work, and both are read once before the first run, so that every
-#     server finds them in the page cache; no server pays for the disk
-#     on reads.  Writes overwrite (no allocation in either format).
+#     work, and the image is read again before each line, so that every
+#     server finds it in the page cache whatever ran before (other
+#     lines, other programs); no server pays for the disk on reads.
+#     Writes overwrite (no allocation in either format).
 #   - The same client and command line for all three servers; only the
 #     socket differs.  Each server exports the disk under the same name.
 #
@@ -41,8 +45,10 @@
 #   BENCH_DIR      where the images go (default /var/tmp: /tmp may be a
 #                  tmpfs)
 #   BENCH_SIZE     image size (default 1G)
-#   BENCH_SECONDS  seconds per fio run (default 3)
-#   BENCH_ROUNDS   runs per server and line (default 3)
+#   BENCH_SECONDS  seconds per measured fio run (default 2)
+#   BENCH_ROUNDS   measured runs per server and line (default 5)
+#   BENCH_WARMUP   seconds of the unmeasured first run of each server on
+#                  each line (default 1; 0: none)
 #   BENCH_AIO      io_uring (default) or threads
 #   BENCH_ONLY     a regular expression: only lines whose name matches
 #
@@ -61,8 +67,9 @@ QSD=${QSD:-qemu-storage-daemon}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 BENCH_SIZE=${BENCH_SIZE:-1G}
-BENCH_SECONDS=${BENCH_SECONDS:-3}
-BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_SECONDS=${BENCH_SECONDS:-2}
+BENCH_ROUNDS=${BENCH_ROUNDS:-5}
+BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_AIO=${BENCH_AIO:-io_uring}
 BENCH_ONLY=${BENCH_ONLY:-}
 
@@ -86,6 +93,10 @@ fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
 	die "BENCH_ROUNDS=$BENCH_ROUNDS: not a positive number"
 [[ $BENCH_SECONDS =~ ^[1-9][0-9]*$ ]] ||
 	die "BENCH_SECONDS=$BENCH_SECONDS: not a positive number"
+[[ $BENCH_WARMUP =~ ^[0-9]+$ ]] ||
+	die "BENCH_WARMUP=$BENCH_WARMUP: not a number of seconds"
+[ -r /proc/self/stat ] || skip "no /proc/PID/stat (CPU time per request)"
+clk_tck=$(getconf CLK_TCK) || die "getconf CLK_TCK failed"
 case $BENCH_AIO in
 io_uring | threads) ;;
 *) die "BENCH_AIO=$BENCH_AIO: io_uring or threads" ;;
@@ -145,66 +156,106 @@ stop() {
 	server_pid=
 }
 
-# run_fio RW BS DEPTH: IOPS (bs 4k) or MiB/s (larger) of one fio run
-# against the running server.
-run_fio() {
-	local rw=$1 bs=$2 depth=$3 out
+# cpu_ticks PID: user + system CPU time of a process and all its
+# threads, in clock ticks (fields 14 and 15 of /proc/PID/stat, counted
+# after the command name, which may hold spaces).
+cpu_ticks() {
+	local st f
 
+	st=$(<"/proc/$1/stat") || die "cannot read /proc/$1/stat"
+	# shellcheck disable=SC2206 # the fields are words
+	f=(${st##*) })
+	echo $((f[11] + f[12]))
+}
+
+# run_fio RW BS DEPTH SECONDS: one fio run against the running server.
+# Sets fio_val (IOPS for bs 4k, MiB/s for larger) and fio_cpu (the
+# server's CPU microseconds per request during the run).
+run_fio() {
+	local rw=$1 bs=$2 depth=$3 secs=$4 out t0 t1
+
+	t0=$(cpu_ticks "$server_pid")
 	out=$(fio --name=bench --ioengine=nbd --uri="$URI" --rw="$rw" \
-		--bs="$bs" --iodepth="$depth" --runtime="$BENCH_SECONDS" \
+		--bs="$bs" --iodepth="$depth" --runtime="$secs" \
 		--time_based --randrepeat=0 --output-format=terse 2>&1) ||
 		die "fio --rw=$rw --bs=$bs failed: $out"
-	# Terse format v3: field 7/8 read KiB/s and IOPS, 48/49 write.
-	awk -F';' -v rw="$rw" -v bs="$bs" 'NF > 49 {
-		kib = (rw ~ /write/) ? $48 : $7
+	t1=$(cpu_ticks "$server_pid")
+	# Terse format v3: fields 6-8 read KiB, KiB/s and IOPS, 47-49 the
+	# same for writes.
+	read -r fio_val fio_cpu < <(awk -F';' -v rw="$rw" -v bs="$bs" \
+		-v ticks=$((t1 - t0)) -v hz="$clk_tck" 'NF > 49 {
+		kib = (rw ~ /write/) ? $47 : $6
+		rate = (rw ~ /write/) ? $48 : $7
 		io = (rw ~ /write/) ? $49 : $8
-		if (bs == "4k") printf "%.0f", io
-		else printf "%.0f", kib / 1024
-	}' <<<"$out"
+		reqs = kib / (bs == "4k" ? 4 : 1024)
+		cpu = (reqs > 0) ? ticks * 1e6 / hz / reqs : 0
+		printf "%.0f %.1f\n", (bs == "4k") ? io : rate / 1024, cpu
+	}' <<<"$out")
+	[ -n "$fio_val" ] || die "no terse line from fio --rw=$rw: $out"
 }
 
 servers=(vstor qemu-nbd qsd)
 line=0
 
 row() {
-	printf '%-24s %10s %10s %10s %9s %9s\n' "$@"
+	printf '%-24s %9s %9s %9s %9s %9s  %8s %8s %8s\n' "$@"
 }
 
 # measure NAME FMT IMAGE RW BS DEPTH: one line of the table.
 measure() {
-	local name=$1 fmt=$2 img=$3 rw=$4 bs=$5 depth=$6 r i s
-	local -A res=()
+	local name=$1 fmt=$2 img=$3 rw=$4 bs=$5 depth=$6 r i s first
+	local -A res=() cpu=()
 
 	if [ -n "$BENCH_ONLY" ] && ! [[ $name =~ $BENCH_ONLY ]]; then
 		return 0
 	fi
-	for ((r = 0; r < BENCH_ROUNDS; r++)); do
+	# Whatever ran since (other lines, other programs) may have pushed
+	# the image out of the page cache.
+	cat "$img" >/dev/null
+	first=0
+	[ "$BENCH_WARMUP" -gt 0 ] && first=-1
+	for ((r = first; r < BENCH_ROUNDS; r++)); do
 		# Rotate who goes first, so that no server always runs on the
 		# state (page cache, CPU frequency) another left.
 		for ((i = 0; i < ${#servers[@]}; i++)); do
-			s=${servers[(i + r + line) % ${#servers[@]}]}
+			s=${servers[(i + r + 1 + line) % ${#servers[@]}]}
 			start "$s" "$fmt" "$img"
-			res[$s]+="$(run_fio "$rw" "$bs" "$depth") "
+			if ((r < 0)); then
+				run_fio "$rw" "$bs" "$depth" "$BENCH_WARMUP"
+			else
+				run_fio "$rw" "$bs" "$depth" "$BENCH_SECONDS"
+				res[$s]+="$fio_val "
+				cpu[$s]+="$fio_cpu "
+			fi
 			stop
 		done
 	done
 	line=$((line + 1))
-	local v q d
+	local v q d cv cq cd
 	# shellcheck disable=SC2086 # the lists are numbers
 	v=$(median ${res[vstor]})
 	# shellcheck disable=SC2086
 	q=$(median ${res[qemu-nbd]})
 	# shellcheck disable=SC2086
 	d=$(median ${res[qsd]})
-	row "$name" "$v" "$q" "$d" "$(ratio "$v" "$q")" "$(ratio "$v" "$d")"
+	# shellcheck disable=SC2086
+	cv=$(median ${cpu[vstor]})
+	# shellcheck disable=SC2086
+	cq=$(median ${cpu[qemu-nbd]})
+	# shellcheck disable=SC2086
+	cd=$(median ${cpu[qsd]})
+	row "$name" "$v" "$q" "$d" "$(ratio "$v" "$q")" "$(ratio "$v" "$d")" \
+		"$cv" "$cq" "$cd"
 }
 
 echo "serve: $("$VSTOR" --version) vs $("$QEMU_NBD" --version | head -n 1)" \
 	"and $("$QSD" --version | head -n 1)"
 echo "serve: fio $(fio --version) nbd engine; $BENCH_SIZE images in $dir;" \
 	"aio=$BENCH_AIO, page cache; kernel $(uname -r), $(nproc) CPUs"
-echo "serve: median of $BENCH_ROUNDS runs of ${BENCH_SECONDS}s per server," \
-	"rotating; IOPS (MiB/s for 1M); ratio = vstor / peer"
+echo "serve: median of $BENCH_ROUNDS runs of ${BENCH_SECONDS}s per server" \
+	"after a ${BENCH_WARMUP}s warm-up, rotating; IOPS (MiB/s for 1M);" \
+	"ratio = vstor / peer; us: server CPU microseconds per request"
+echo "serve: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The images: random data everywhere, qcow2 converted from it.
 raw=$dir/disk.raw
@@ -218,10 +269,11 @@ cat "$raw" "$qcow2" >/dev/null
 sync -f "$dir"
 
 echo
-row line vstor qemu-nbd qsd "/qemu-nbd" "/qsd"
+row line vstor qemu-nbd qsd "/qemu-nbd" "/qsd" us:vstor us:q-nbd us:qsd
 for fmt in raw qcow2; do
 	img=$dir/disk.$fmt
 	measure "$fmt 4k randread d32" "$fmt" "$img" randread 4k 32
 	measure "$fmt 4k randwrite d32" "$fmt" "$img" randwrite 4k 32
 	measure "$fmt 1M read d8 (MiB/s)" "$fmt" "$img" read 1M 8
 done
+echo "serve: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
