@@ -45,6 +45,22 @@ static void finish(struct nbd_slot *s, int err)
 	nbd_reply_queue(s);
 }
 
+/*
+ * The reader is about to wait for what replies give back (a slot,
+ * memory): send the held ones first, and hold no more until it reads
+ * again, or completions would pile up behind the wait.  Under c->lock;
+ * true when it dropped the lock (look again).
+ */
+static bool uncork_locked(struct nbd_conn *c)
+{
+	if (!c->corked)
+		return false;
+	pthread_mutex_unlock(&c->lock);
+	nbd_reply_flush(c, true);
+	pthread_mutex_lock(&c->lock);
+	return true;
+}
+
 /* Free the buffers of idle slots (memory pressure).  Under c->lock. */
 static void trim_idle_buffers(struct nbd_conn *c)
 {
@@ -82,8 +98,11 @@ static int slot_buffer(struct nbd_conn *c, struct nbd_slot *s, size_t need)
 	if (c->mem - s->cap + size > NBD_CONN_MEM)
 		trim_idle_buffers(c);
 	while (c->mem - s->cap + size > NBD_CONN_MEM && c->in_flight > 1 &&
-	       !c->dead)
+	       !c->dead) {
+		if (uncork_locked(c))
+			continue;
 		pthread_cond_wait(&c->reader_cond, &c->lock);
+	}
 	c->mem = c->mem - s->cap + size;
 	pthread_mutex_unlock(&c->lock);
 
@@ -108,8 +127,11 @@ static struct nbd_slot *get_slot(struct nbd_conn *c)
 	struct nbd_slot *s = NULL;
 
 	pthread_mutex_lock(&c->lock);
-	while (!c->free_slots && !c->dead)
+	while (!c->free_slots && !c->dead) {
+		if (uncork_locked(c))
+			continue;
 		pthread_cond_wait(&c->reader_cond, &c->lock);
+	}
 	if (!c->dead) {
 		s = c->free_slots;
 		c->free_slots = s->next;
@@ -227,6 +249,9 @@ static void do_block_status(struct nbd_conn *c, struct nbd_slot *s)
 		finish(s, -EINVAL);
 		return;
 	}
+	/* The walk runs here and may read metadata from the disk: the
+	 * replies held so far should not wait for it. */
+	nbd_reply_flush(c, false);
 	ret = slot_buffer(c, s, 4 + NBD_MAX_EXTENTS * sizeof(*desc));
 	if (ret < 0) {
 		finish(s, ret);
@@ -446,12 +471,15 @@ void nbd_transmission(struct nbd_conn *c)
 	}
 	vs_debug("nbd", "%s: %s: serving %s", nbd_server_id(c->srv), c->peer,
 		 blkback_disk_name(c->disk));
+	c->cork_ok = true;
 	for (;;) {
 		bool stop;
 
 		ret = one_request(c);
 		if (ret != 0)
 			break;
+		if (nbd_reply_cork_full(c))
+			nbd_reply_flush(c, false);
 		pthread_mutex_lock(&c->lock);
 		stop = c->shutdown || c->dead;
 		pthread_mutex_unlock(&c->lock);
@@ -462,6 +490,8 @@ void nbd_transmission(struct nbd_conn *c)
 		vs_debug("nbd", "%s: %s: stopped reading: %s",
 			 nbd_server_id(c->srv), c->peer, strerror(-ret));
 
+	c->cork_ok = false;
+	nbd_reply_flush(c, true);
 	/* The writer sends what is still in flight, then ends. */
 	pthread_mutex_lock(&c->lock);
 	c->closing = true;

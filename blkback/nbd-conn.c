@@ -68,6 +68,7 @@ int nbd_conn_start(struct nbd_server *srv, int fd, const char *peer,
 	pthread_cond_init(&c->reader_cond, NULL);
 	pthread_cond_init(&c->writer_cond, NULL);
 	c->queue_tail = &c->queue_head;
+	c->cork_tail = &c->cork_head;
 	/* Reads wake up this often while the client is silent, so that a
 	 * retired disk is let go of (a blocking recv costs one system call
 	 * per wake-up, where poll and a nonblocking recv cost two). */
@@ -121,6 +122,10 @@ int nbd_conn_read(struct nbd_conn *c, void *buf, size_t len, bool idle_check)
 			len -= k;
 			continue;
 		}
+		/* Everything received is worked through: the client may
+		 * be waiting for the replies held back meanwhile. */
+		if (c->corked)
+			nbd_reply_flush(c, true);
 		/* Large payloads go straight to their buffer; small reads
 		 * fill the read buffer, so that a batch of requests costs
 		 * one system call. */
@@ -141,6 +146,8 @@ int nbd_conn_read(struct nbd_conn *c, void *buf, size_t len, bool idle_check)
 				return -ESHUTDOWN;
 			continue;
 		}
+		if (c->cork_ok && !c->corked)
+			nbd_reply_cork(c);
 		if (len >= NBD_RBUF) {
 			p += n;
 			len -= (size_t)n;

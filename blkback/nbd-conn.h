@@ -18,6 +18,12 @@
  * as long as the client takes.  So an engine thread never waits for a
  * client, and a client that stops reading only stalls its own
  * connection (no free slots: the reader stops reading requests).
+ *
+ * While the reader works through requests it has already received, the
+ * replies that finish meanwhile are corked: held on a list and sent
+ * together, with one sendmsg, when the reader is about to wait (for the
+ * client, a slot or memory) or holds NBD_CORK_MAX of them.  See
+ * nbd-reply.c.
  */
 #ifndef VS_BLKBACK_NBD_CONN_H
 #define VS_BLKBACK_NBD_CONN_H
@@ -50,6 +56,14 @@
 #define NBD_MAX_STATUS_CALLS 8192
 /* The socket read buffer: small requests arrive in batches. */
 #define NBD_RBUF 65536
+/* Corked replies sent at once, at most, and their payload bytes: the
+ * client starts on them while the reader goes on (8 and 32 measured
+ * alike for 4 KiB reads at depth 32).  A reply with more payload than
+ * NBD_CORK_SMALL is not held at all: it goes out while the reader reads
+ * the next request's data. */
+#define NBD_CORK_MAX   16
+#define NBD_CORK_BYTES (64u << 10)
+#define NBD_CORK_SMALL (16u << 10)
 /* The base:allocation context id given to clients. */
 #define NBD_META_ID_BASE 1
 
@@ -121,6 +135,14 @@ struct nbd_conn {
 	bool closing;	    /* the reader reads no more requests */
 	bool dead;	    /* the socket failed: replies are dropped */
 	bool shutdown;	    /* ESHUTDOWN seen: close after the replies */
+	/* The cork: replies held while the reader has requests to work
+	 * through (`corked` is written by the reader only). */
+	bool corked;
+	struct nbd_slot *cork_head, **cork_tail;
+	unsigned cork_n;
+	size_t cork_bytes;
+	/* The reader's own: transmission corks after each socket read. */
+	bool cork_ok;
 
 	struct nbd_slot slots[NBD_SLOTS];
 };
@@ -158,6 +180,13 @@ int nbd_handshake(struct nbd_conn *c);
  * blocks on the client), give a slot back (under c->lock), and the
  * writer thread that sends what could not go at once. */
 void nbd_reply_queue(struct nbd_slot *s);
+/* The reader's cork (its thread only): hold replies from now on; send
+ * the held ones and go on holding (flush) or stop holding (uncork). */
+void nbd_reply_cork(struct nbd_conn *c);
+void nbd_reply_flush(struct nbd_conn *c, bool uncork);
+/* True when NBD_CORK_MAX replies or NBD_CORK_BYTES are held: time to
+ * flush. */
+bool nbd_reply_cork_full(struct nbd_conn *c);
 void nbd_slot_put_locked(struct nbd_conn *c, struct nbd_slot *s);
 void *nbd_writer_main(void *opaque);
 

@@ -10,6 +10,22 @@
  * writer thread sends it, blocking as long as the client takes.  So an
  * engine thread never waits for a client, and the `sending` flag keeps
  * two replies from interleaving on the wire.
+ *
+ * The cork.  A client with many requests in flight sends them in
+ * bursts, and the reader finds several in one socket read; most reads
+ * of cached data then finish inline, in the reader itself.  Sent one
+ * by one, each reply would cost a sendmsg and could wake the client
+ * for just one reply.  So while the reader has received requests to
+ * work through, small replies (whoever finishes them) are held, and
+ * the reader sends them with one sendmsg before it next reads the
+ * socket or waits for a slot or memory, or once it holds NBD_CORK_MAX
+ * of them or NBD_CORK_BYTES.  A reply is held at most as long as the
+ * reader takes to submit the requests that came with it.  Large
+ * replies are not held: their copy to the socket overlaps the reader's
+ * next read.  Measured with fio's nbd engine (4 KiB random reads at
+ * depth 32 of a cached qcow2, 2 CPUs shared with other work, the same
+ * load for both): server CPU per request 7-13 us -> 6-11 us, system
+ * calls per request 2.1-2.6 -> 1.3-2.2, IOPS 10-25% higher.
  */
 #include <endian.h>
 #include <errno.h>
@@ -161,37 +177,107 @@ void nbd_slot_put_locked(struct nbd_conn *c, struct nbd_slot *s)
 }
 
 /*
- * Try to send one reply now, without blocking: the bytes sent (all of
- * them, or fewer when the socket is full), or -errno.
+ * Send a list of finished slots from this thread, with one nonblocking
+ * sendmsg; the caller has set c->sending and does not hold the lock.
+ * What the socket does not take (a reply cut in the middle, the rest of
+ * the list) goes to the front of the writer's queue: replies queued
+ * meanwhile came later, and a partly sent one must go on first.
  */
-static ssize_t send_now(struct nbd_conn *c, struct nbd_slot *s)
+static void send_list(struct nbd_conn *c, struct nbd_slot *list)
 {
-	struct iovec iov[2];
+	struct iovec iov[2 * WRITER_BATCH];
 	struct msghdr msg = {.msg_iov = iov};
+	struct nbd_slot *s, *next, *rest, *last;
+	size_t cnt = 0, left;
 	ssize_t n;
+	int k = 0;
 
-	build_reply(c, s);
-	s->sent = 0;
-	msg.msg_iovlen = (size_t)slot_iov(s, iov);
+	for (s = list; s && k < WRITER_BATCH; s = s->next, k++) {
+		build_reply(c, s);
+		s->sent = 0;
+		s->built = true;
+		cnt += (size_t)slot_iov(s, iov + cnt);
+	}
+	rest = s;
+	msg.msg_iovlen = cnt;
 	do {
 		n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-	return n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	c->sending = false;
+	if (n < 0 && !c->dead) {
+		c->dead = true;
+		nbd_conn_kick(c);
+	}
+	left = n < 0 ? 0 : (size_t)n;
+	for (s = list; s != rest; s = next) {
+		size_t whole = s->hdr_len + s->data_len;
+
+		if (n >= 0 && left < whole)
+			break;
+		if (n >= 0)
+			left -= whole;
+		next = s->next;
+		nbd_slot_put_locked(c, s);
+	}
+	if (n >= 0 && s) {
+		/* s was sent in part (or not at all); it and the rest go
+		 * first, from the writer. */
+		if (s != rest)
+			s->sent = left;
+		for (last = s; last->next; last = last->next)
+			;
+		last->next = c->queue_head;
+		if (!c->queue_head)
+			c->queue_tail = &last->next;
+		c->queue_head = s;
+	} else {
+		/* The socket failed: the replies not sent are dropped. */
+		for (; s; s = next) {
+			next = s->next;
+			nbd_slot_put_locked(c, s);
+		}
+	}
+	pthread_cond_broadcast(&c->reader_cond);
+	/* The writer may be waiting for the queue, or for the last
+	 * request of a closing connection. */
+	if (c->queue_head || c->closing)
+		pthread_cond_signal(&c->writer_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Payload bytes of a finished slot's reply, before it is built. */
+static size_t reply_payload(const struct nbd_slot *s)
+{
+	if (s->err)
+		return 0;
+	return s->type == NBD_CMD_READ ? s->len : s->data_len;
 }
 
 void nbd_reply_queue(struct nbd_slot *s)
 {
 	struct nbd_conn *c = s->c;
-	ssize_t n;
 
+	s->next = NULL;
+	s->built = false;
 	pthread_mutex_lock(&c->lock);
 	if (s->err == -ESHUTDOWN)
 		c->shutdown = true;
+	if (c->corked && !c->dead && reply_payload(s) <= NBD_CORK_SMALL) {
+		/* The reader sends it with the others before it waits. */
+		*c->cork_tail = s;
+		c->cork_tail = &s->next;
+		__atomic_store_n(&c->cork_bytes,
+				 c->cork_bytes + reply_payload(s),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&c->cork_n, c->cork_n + 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
 	if (c->sending || c->queue_head || c->dead) {
-		s->built = false;
-		s->next = NULL;
 		*c->queue_tail = s;
 		c->queue_tail = &s->next;
 		pthread_cond_signal(&c->writer_cond);
@@ -200,32 +286,52 @@ void nbd_reply_queue(struct nbd_slot *s)
 	}
 	c->sending = true;
 	pthread_mutex_unlock(&c->lock);
+	send_list(c, s);
+}
 
-	n = send_now(c, s);
+void nbd_reply_cork(struct nbd_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->corked = true;
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool nbd_reply_cork_full(struct nbd_conn *c)
+{
+	/* Written under the lock by any thread, read here by the reader
+	 * without it: an old value only moves the flush by a request. */
+	return __atomic_load_n(&c->cork_n, __ATOMIC_RELAXED) >= NBD_CORK_MAX ||
+	       __atomic_load_n(&c->cork_bytes, __ATOMIC_RELAXED) >=
+		       NBD_CORK_BYTES;
+}
+
+void nbd_reply_flush(struct nbd_conn *c, bool uncork)
+{
+	struct nbd_slot *list, **tail;
 
 	pthread_mutex_lock(&c->lock);
-	c->sending = false;
-	if (n < 0 || (size_t)n == s->hdr_len + s->data_len) {
-		if (n < 0 && !c->dead) {
-			c->dead = true;
-			nbd_conn_kick(c);
-		}
-		nbd_slot_put_locked(c, s);
-		pthread_cond_broadcast(&c->reader_cond);
-	} else {
-		/* The rest goes first, from the writer. */
-		s->sent = (size_t)n;
-		s->built = true;
-		s->next = c->queue_head;
-		c->queue_head = s;
-		if (c->queue_tail == &c->queue_head)
-			c->queue_tail = &s->next;
+	if (uncork)
+		c->corked = false;
+	list = c->cork_head;
+	if (!list) {
+		pthread_mutex_unlock(&c->lock);
+		return;
 	}
-	/* The writer may be waiting for the queue, or for the last
-	 * request of a closing connection. */
-	if (c->queue_head || c->closing)
+	tail = c->cork_tail;
+	c->cork_head = NULL;
+	c->cork_tail = &c->cork_head;
+	__atomic_store_n(&c->cork_bytes, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->cork_n, 0, __ATOMIC_RELAXED);
+	if (c->sending || c->queue_head || c->dead) {
+		*c->queue_tail = list;
+		c->queue_tail = tail;
 		pthread_cond_signal(&c->writer_cond);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->sending = true;
 	pthread_mutex_unlock(&c->lock);
+	send_list(c, list);
 }
 
 void *nbd_writer_main(void *opaque)

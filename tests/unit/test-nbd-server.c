@@ -8,6 +8,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -521,6 +522,72 @@ static void test_stop_with_stalled_client(void **state)
 	assert_int_equal(access(f->sock, F_OK), -1);
 }
 
+/*
+ * Hundreds of requests sent in one go, as a client with a deep queue
+ * sends them: the reader works through them with their replies held
+ * back (the cork), sends them in bursts when it holds enough or must
+ * wait for a free slot, and large replies that do not fit the socket
+ * go on from the writer.  Every request gets exactly one reply, whole,
+ * with its own data.
+ */
+static void test_pipelined_burst(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_error *err = NULL;
+	struct timeval tv = {.tv_sec = 10};
+	enum { N = 400, BLK = 4096 };
+	static uint8_t img[DISK_SIZE], rbuf[65536 + 64];
+	static struct nbd_request rq[N];
+	uint8_t seen[N] = {0};
+	uint64_t size;
+	uint16_t tflags;
+	int fd, imgfd;
+
+	for (size_t i = 0; i < DISK_SIZE; i++)
+		img[i] = (uint8_t)((i / BLK) * 31 + i % 251);
+	imgfd = open(f->img, O_WRONLY);
+	assert_true(imgfd >= 0);
+	assert_int_equal(pwrite(imgfd, img, DISK_SIZE, 0), DISK_SIZE);
+	close(imgfd);
+
+	assert_int_equal(blkback_transport_nbd.start(&f->ex, &err), 0);
+	fd = open_session(f->sock, &size, &tflags);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* 4 KiB reads here and there, every 16th one 64 KiB. */
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t len = i % 16 == 0 ? 65536 : BLK;
+		uint64_t off = ((uint64_t)i * 7919 * BLK) % (DISK_SIZE - len);
+
+		rq[i] = (struct nbd_request){htobe32(NBD_REQUEST_MAGIC),
+					     0,
+					     htobe16(NBD_CMD_READ),
+					     htobe64(i),
+					     htobe64(off),
+					     htobe32(len)};
+	}
+	xwrite(fd, rq, sizeof(rq));
+	for (int k = 0; k < N; k++) {
+		uint32_t error;
+		size_t len;
+		uint64_t h = read_reply(fd, &error, rbuf, sizeof(rbuf), &len);
+		uint64_t off;
+
+		assert_true(h < N);
+		assert_false(seen[h]);
+		seen[h] = 1;
+		assert_int_equal(error, 0);
+		assert_int_equal(len, 8 + be32toh(rq[h].length));
+		memcpy(&off, rbuf, 8);
+		assert_int_equal(be64toh(off), be64toh(rq[h].offset));
+		assert_memory_equal(rbuf + 8, img + be64toh(rq[h].offset),
+				    len - 8);
+	}
+	send_req(fd, NBD_CMD_DISC, 0, N, 0, 0, NULL);
+	assert_int_equal(recv(fd, rbuf, 1, 0), 0);
+	close(fd);
+	blkback_transport_nbd.stop(&f->ex);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +602,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_stalled_client,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_burst, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
