@@ -8,7 +8,9 @@
 #   UNIT_DIRS  directories holding the unit-test binaries (test-*)
 #   JOBS       tests run at once (default 2); VERBOSE=1 shows all TAP
 #   CI=true    a skipped test counts as a failure
-#   TEST_TIMEOUT  seconds one test file may take (default 900)
+#   TEST_TIMEOUT  seconds one test file may take (default 900; a file
+#                 whose header has a line "# test-timeout: N" may take N
+#                 seconds if that is more, and starts before the others)
 #
 # `tests/run.sh FILE.t...` runs only the given integration tests.
 #
@@ -61,6 +63,15 @@ fix_cmocka_tap() {
 	}'
 }
 
+# The "# test-timeout: N" a test file declares in its first 40 lines,
+# or 0: nested TCG guests take many minutes.
+declared_timeout() {
+	local n
+	n=$(head -n 40 "$1" | sed -n 's/^# test-timeout: \([0-9]\{1,5\}\)$/\1/p' |
+		head -n 1)
+	echo "${n:-0}"
+}
+
 case ${1:-} in
 --unit)	# --unit LOG BINARY: one cmocka binary, as TAP
 	log=$2 bin=$3
@@ -80,6 +91,8 @@ case ${1:-} in
 	# One stream, so that diagnostics stay next to their test point;
 	# the harness ignores lines that are not TAP.
 	[ -x "$file" ] || set -- bash
+	own=$(declared_timeout "$file")
+	[ "$own" -le "$limit" ] || limit=$own
 	timeout -k 10 "$limit" "$@" "$file" 2>&1 | tee -a "$log"
 	status=${PIPESTATUS[0]}
 	[ "$status" -ne 124 ] || echo "# timed out after $limit seconds" |
@@ -94,7 +107,7 @@ export TOOLS=${TOOLS:-$top/build/tests/tools}
 UNIT_DIRS=${UNIT_DIRS:-$top/build/tests/unit $top/build/asan/tests/unit}
 
 # Each entry: MODE<TAB>NAME<TAB>PATH<TAB>LOG
-entries=()
+entries=() slow=() units=()
 mkdir -p "$logdir"
 if [ $# -eq 0 ]; then
 	for d in $UNIT_DIRS; do
@@ -113,11 +126,28 @@ if [ $# -eq 0 ]; then
 	shopt -s nullglob
 	set -- tests/integration/*.t
 	shopt -u nullglob
+	# The slowest files (those that declare a timeout, longest first)
+	# start first, so that the run does not end waiting for one of them.
+	rest=()
+	while read -r n t; do
+		if [ "$n" -gt 0 ]; then slow+=("$t"); else rest+=("$t"); fi
+	done < <(for t in "$@"; do
+		echo "$(declared_timeout "$t") $t"
+	done | sort -s -k1,1nr)
+	# Before the unit tests too.
+	if [ ${#slow[@]} -gt 0 ]; then
+		units=("${entries[@]}")
+		entries=()
+	fi
+	set -- "${slow[@]}" "${rest[@]}"
 fi
 for t in "$@"; do
 	[ -f "$t" ] || { echo "run.sh: no test file '$t'" >&2; exit 2; }
 	name=${t##*/}
 	entries+=("test	$t	$t	$logdir/${name%.t}.log")
+	if [ ${#slow[@]} -gt 0 ] && [ "$t" = "${slow[-1]}" ]; then
+		entries+=("${units[@]}")
+	fi
 done
 
 perl -e '

@@ -30,6 +30,8 @@
 # verify accepts the chains and names the cluster of a corrupted copy; a
 # backup into a full destination fails, leaves no new snapshot (lvs) and
 # no file claiming to be a backup; a backup stopped by SIGTERM the same.
+#
+# test-timeout: 1200
 # shellcheck source=tests/lib/functions.sh
 . "$(dirname "$0")/../lib/functions.sh"
 # shellcheck source=tests/lib/vm.sh
@@ -290,7 +292,7 @@ exit 0
 GUEST
 
 rc=0
-VM_TIMEOUT=${VM_TIMEOUT_BACKUP:-800} VM_MEM=768 vm_run "$T/guest.sh" \
+VM_TIMEOUT=${VM_TIMEOUT_BACKUP:-1100} VM_MEM=768 vm_run "$T/guest.sh" \
 	-blockdev driver=file,filename="$T/pv.img",node-name=f0 \
 	-blockdev driver=raw,file=f0,node-name=d0 \
 	-device virtio-blk-pci,drive=d0 || rc=$?
