@@ -46,6 +46,24 @@ int lvm_thin_delta_parse(const char *xml, size_t len, const char *what,
 			 struct vs_error **errp);
 
 /*
+ * The backup's snapshot (backup-snap.c), with as few lvm runs as is
+ * safe:
+ *  - take: lvcreate (cow_size 0: a thin snapshot), then *snap described
+ *    from the new dm device (no attr), or by lvs when it does not look
+ *    as expected;
+ *  - drop: remove VG/NAME if it exists and, when `uuid` is not NULL, is
+ *    still that LV (a namesake is left alone: 0); refused when classic
+ *    snapshots hang on it; lvremove refuses an open LV itself;
+ *  - valid: a classic snapshot whose exception store did not overflow.
+ */
+int lvm_backup_snap_take(const struct lvm_lv *origin, const char *name,
+			 uint64_t cow_size, struct lvm_lv *snap,
+			 struct vs_error **errp);
+int lvm_backup_snap_drop(const char *vg, const char *name, const char *uuid,
+			 struct vs_error **errp);
+int lvm_backup_snap_valid(const struct lvm_lv *snap, struct vs_error **errp);
+
+/*
  * Run argv[0] (found in PATH) with LC_ALL=C, without a shell.  Its stdout
  * (at most `max` bytes, more is an error) goes to *out when out is not
  * NULL; a non-zero exit status is an error that carries its stderr.

@@ -42,9 +42,7 @@ struct bk {
 
 	/* The snapshot. */
 	char *snap_name;
-	bool snap_tried;       /* lvcreate ran: it may exist, success or not */
-	bool old_snap_checked; /* the last backup's thin snapshot exists
-				* with the recorded uuid */
+	bool snap_tried; /* lvcreate ran: it may exist, success or not */
 	struct lvm_lv snap;
 
 	struct lvm_manifest m; /* the new backup */
@@ -315,7 +313,7 @@ static int take_snapshot(struct bk *b, struct vs_error **errp)
 		lvm_vg_clear(&vg);
 	}
 	b->snap_tried = true;
-	return lvm_snapshot_create(&b->lv, b->snap_name, cow, &b->snap, errp);
+	return lvm_backup_snap_take(&b->lv, b->snap_name, cow, &b->snap, errp);
 }
 
 /* Thin: the clusters thin_delta names since the last backup's snapshot,
@@ -341,7 +339,6 @@ static int plan_thin(struct bk *b, const char **method)
 		b->want = NULL;
 		return 0;
 	}
-	b->old_snap_checked = true;
 	/* Clusters thin_delta does not name keep the last checksums. */
 	memcpy(b->sums, b->prev_sums, (size_t)b->nclusters * sizeof(uint64_t));
 	*method = "thin-delta";
@@ -409,26 +406,7 @@ static int copy(struct bk *b, struct vs_error **errp)
  * failed or, worse, stopped reflecting the point in time. */
 static int check_snapshot(struct bk *b, struct vs_error **errp)
 {
-	autofree char *full = NULL;
-	struct lvm_lv now;
-	int ret;
-
-	if (b->lv.thin)
-		return 0;
-	if (asprintf(&full, "%s/%s", b->lv.vg, b->snap_name) < 0)
-		return vs_error_set(errp, ENOMEM, "out of memory");
-	ret = lvm_lv_find(full, &now, errp);
-	if (ret < 0)
-		return ret;
-	if (now.attr && strlen(now.attr) > 4 && now.attr[4] == 'I')
-		ret = vs_error_set(errp, ENOSPC,
-				   "%s: the snapshot overflowed while it was "
-				   "read (the LV changed faster than its "
-				   "exception store could hold): give a larger "
-				   "--snapshot-size",
-				   full);
-	lvm_lv_clear(&now);
-	return ret;
+	return b->lv.thin ? 0 : lvm_backup_snap_valid(&b->snap, errp);
 }
 
 static int commit(struct bk *b, const char *method, struct vs_error **errp)
@@ -475,39 +453,6 @@ static int commit(struct bk *b, const char *method, struct vs_error **errp)
 	return 0;
 }
 
-/* Remove VG/NAME if it exists.  0 when it is gone. */
-static int drop_lv(const char *vg, const char *name, const char *uuid,
-		   bool known, struct vs_error **errp)
-{
-	autofree char *full = NULL;
-	struct vs_error *err = NULL;
-	struct lvm_lv lv;
-	int ret;
-
-	/* Each lvm run costs a second or more on a busy host: skip the
-	 * lookup when the LV is known to be there and ours. */
-	if (known)
-		return lvm_lv_remove(vg, name, errp);
-	if (asprintf(&full, "%s/%s", vg, name) < 0)
-		return vs_error_set(errp, ENOMEM, "out of memory");
-	ret = lvm_lv_find(full, &lv, &err);
-	if (ret == -ENOENT) {
-		vs_error_free(err);
-		return 0;
-	}
-	if (ret < 0) {
-		vs_error_free(err);
-		return lvm_lv_remove(vg, name, errp);
-	}
-	if (uuid && strcmp(lv.uuid, uuid)) {
-		/* Another LV took the name: not ours to remove. */
-		lvm_lv_clear(&lv);
-		return 0;
-	}
-	lvm_lv_clear(&lv);
-	return lvm_lv_remove(vg, name, errp);
-}
-
 /* Everything but the committed backup goes; returns `ret`, or an error
  * from the cleanup itself when ret was 0. */
 static int finish(struct bk *b, int ret, struct vs_error **errp)
@@ -528,7 +473,7 @@ static int finish(struct bk *b, int ret, struct vs_error **errp)
 	}
 	/* The new snapshot goes unless it is a thin backup's new base. */
 	if (b->snap_tried && !(b->committed && b->lv.thin) &&
-	    drop_lv(b->lv.vg, b->snap_name, NULL, b->snap.path != NULL, &err) <
+	    lvm_backup_snap_drop(b->lv.vg, b->snap_name, b->snap.uuid, &err) <
 		    0) {
 		if (ret == 0)
 			ret = vs_error_set(errp, err->code,
@@ -545,8 +490,8 @@ static int finish(struct bk *b, int ret, struct vs_error **errp)
 	if (b->committed && b->lv.thin && b->have_last &&
 	    b->last.thin_snapshot &&
 	    strcmp(b->last.thin_snapshot, b->snap_name) &&
-	    drop_lv(b->lv.vg, b->last.thin_snapshot, b->last.thin_snapshot_uuid,
-		    b->old_snap_checked, &err) < 0) {
+	    lvm_backup_snap_drop(b->lv.vg, b->last.thin_snapshot,
+				 b->last.thin_snapshot_uuid, &err) < 0) {
 		vs_warn("the previous backup's snapshot %s/%s stays: %s",
 			b->lv.vg, b->last.thin_snapshot, vs_error_msg(err));
 		vs_error_free(err);

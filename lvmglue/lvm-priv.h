@@ -22,6 +22,15 @@ char *lvm_dev_path(const char *vg, const char *lv);
  * (each malloc'd).  -ENOENT when it is not shaped like one. */
 int lvm_dm_name_split(const char *dm, char **vg, char **lv);
 
+/* lvm_snapshot_create in two steps, for a caller that can describe the
+ * new snapshot without an lvs run (lvmglue/backup-snap.c): the lvcreate
+ * alone, then (its fallback) the lvs lookup that also activates the
+ * snapshot if lvcreate left it inactive, and removes it on failure. */
+int lvm_snapshot_lvcreate(const struct lvm_lv *origin, const char *name,
+			  uint64_t cow_size, struct vs_error **err);
+int lvm_snapshot_describe(const struct lvm_lv *origin, const char *name,
+			  struct lvm_lv *out, struct vs_error **err);
+
 /* Check a VG name and an LV name given apart, as lvm_name_split checks
  * them (the LV rules, the device-mapper name length). */
 int lvm_names_check(const char *vg, const char *lv, struct vs_error **err);

@@ -341,16 +341,13 @@ int lvm_lv_create(const char *vg, const char *name, uint64_t size,
 	return 0;
 }
 
-int lvm_snapshot_create(const struct lvm_lv *origin, const char *name,
-			uint64_t cow_size, struct lvm_lv *out,
-			struct vs_error **err)
+int lvm_snapshot_lvcreate(const struct lvm_lv *origin, const char *name,
+			  uint64_t cow_size, struct vs_error **err)
 {
 	autofree char *src = NULL, *full = NULL;
-	struct lvm_lv lv;
 	char sz[32];
 	int ret;
 
-	memset(out, 0, sizeof(*out));
 	ret = lvm_names_check(origin->vg, name, err);
 	if (ret < 0)
 		return ret;
@@ -391,10 +388,21 @@ int lvm_snapshot_create(const struct lvm_lv *origin, const char *name,
 				      "-n",	    name,    src,  NULL};
 		ret = lvm_run(args, NULL, err);
 	}
-	if (ret < 0) {
+	if (ret < 0)
 		vs_error_prefix(err, "cannot snapshot %s as %s", src, full);
-		return ret;
-	}
+	return ret;
+}
+
+int lvm_snapshot_describe(const struct lvm_lv *origin, const char *name,
+			  struct lvm_lv *out, struct vs_error **err)
+{
+	autofree char *full = NULL;
+	struct lvm_lv lv;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (asprintf(&full, "%s/%s", origin->vg, name) < 0)
+		return vs_error_set(err, ENOMEM, "out of memory");
 	ret = find_split(origin->vg, name, &lv, err);
 	if (ret >= 0 && !lv.active) {
 		const char *args[] = {"lvchange",
@@ -421,6 +429,19 @@ int lvm_snapshot_create(const struct lvm_lv *origin, const char *name,
 	}
 	*out = lv;
 	return 0;
+}
+
+int lvm_snapshot_create(const struct lvm_lv *origin, const char *name,
+			uint64_t cow_size, struct lvm_lv *out,
+			struct vs_error **err)
+{
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = lvm_snapshot_lvcreate(origin, name, cow_size, err);
+	if (ret < 0)
+		return ret;
+	return lvm_snapshot_describe(origin, name, out, err);
 }
 
 /*
