@@ -38,22 +38,6 @@ struct dm_dev {
 	uint64_t sectors;
 };
 
-static int read_line(const char *path, char *buf, size_t len)
-{
-	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* The dm device of a block device node: its name, uuid and size from
  * sysfs.  -ENOENT when the node is missing or not a dm device. */
 static int dm_dev_read(const char *node, struct dm_dev *d)
@@ -68,15 +52,15 @@ static int dm_dev_read(const char *node, struct dm_dev *d)
 	d->rdev = st.st_rdev;
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/name",
 		 major(st.st_rdev), minor(st.st_rdev));
-	if (read_line(sys, d->name, sizeof(d->name)) < 0)
+	if (lvm_sysfs_read(sys, d->name, sizeof(d->name)) < 0)
 		return -ENOENT;
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/uuid",
 		 major(st.st_rdev), minor(st.st_rdev));
-	if (read_line(sys, d->uuid, sizeof(d->uuid)) < 0)
+	if (lvm_sysfs_read(sys, d->uuid, sizeof(d->uuid)) < 0)
 		return -ENOENT;
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/size",
 		 major(st.st_rdev), minor(st.st_rdev));
-	if (read_line(sys, num, sizeof(num)) < 0 || !*num)
+	if (lvm_sysfs_read(sys, num, sizeof(num)) < 0 || !*num)
 		return -ENOENT;
 	/* The kernel's text, but checked like any input. */
 	for (const char *p = num; *p; p++) {
@@ -225,7 +209,7 @@ static int has_classic_snapshots(dev_t rdev, const char *uuid, bool *yes)
 			closedir(d);
 			return -ENOMEM;
 		}
-		if (read_line(p, su, sizeof(su)) < 0)
+		if (lvm_sysfs_read(p, su, sizeof(su)) < 0)
 			continue; /* not a dm device: a PV */
 		if (!strncmp(su, uuid, n) && !strcmp(su + n, "-real"))
 			*yes = true;

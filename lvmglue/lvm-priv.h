@@ -22,6 +22,10 @@ char *lvm_dev_path(const char *vg, const char *lv);
  * (each malloc'd).  -ENOENT when it is not shaped like one. */
 int lvm_dm_name_split(const char *dm, char **vg, char **lv);
 
+/* One line of a sysfs file, trailing newline and blanks cut: 0 or
+ * -errno. */
+int lvm_sysfs_read(const char *path, char *buf, size_t len);
+
 /* lvm_snapshot_create in two steps, for a caller that can describe the
  * new snapshot without an lvs run (lvmglue/backup-snap.c): the lvcreate
  * alone, then (its fallback) the lvs lookup that also activates the

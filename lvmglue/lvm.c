@@ -666,7 +666,7 @@ int lvm_lv_resize(const char *vg, const char *name, uint64_t new_size,
 	return ret;
 }
 
-static int read_sysfs(const char *path, char *buf, size_t len)
+int lvm_sysfs_read(const char *path, char *buf, size_t len)
 {
 	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -699,11 +699,12 @@ int lvm_lv_probe(const char *path, struct lvm_lv *out, struct vs_error **err)
 	 * VG's and the LV's uuids (and a suffix for internal layers). */
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/uuid",
 		 major(st.st_rdev), minor(st.st_rdev));
-	if (read_sysfs(sys, uuid, sizeof(uuid)) < 0 || strncmp(uuid, "LVM-", 4))
+	if (lvm_sysfs_read(sys, uuid, sizeof(uuid)) < 0 ||
+	    strncmp(uuid, "LVM-", 4))
 		return 0;
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/name",
 		 major(st.st_rdev), minor(st.st_rdev));
-	if (read_sysfs(sys, name, sizeof(name)) < 0)
+	if (lvm_sysfs_read(sys, name, sizeof(name)) < 0)
 		return 0;
 	if (lvm_dm_name_split(name, &vg, &lv) < 0 ||
 	    lvm_names_check(vg, lv, &e) < 0) {
