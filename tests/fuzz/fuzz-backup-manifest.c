@@ -46,8 +46,8 @@ static void check(const struct lvm_manifest *m)
 	assert(!m->backing || plain(m->backing));
 	assert(m->cluster_size && !(m->cluster_size & (m->cluster_size - 1)));
 	/* clusters = ceil(size / cluster_size), without overflow. */
-	assert(m->clusters == m->size / m->cluster_size +
-				      (m->size % m->cluster_size != 0));
+	assert(m->clusters ==
+	       m->size / m->cluster_size + (m->size % m->cluster_size != 0));
 	assert(m->changed <= m->clusters && m->zeroed <= m->changed);
 
 	/* What is accepted, written again, reads back the same. */
@@ -61,8 +61,8 @@ static void check(const struct lvm_manifest *m)
 	       same(again.thin_snapshot, m->thin_snapshot));
 	assert(again.size == m->size && again.seq == m->seq &&
 	       again.time_ns == m->time_ns && again.clusters == m->clusters &&
-	       again.image_sum == m->image_sum &&
-	       again.changed == m->changed && again.zeroed == m->zeroed);
+	       again.image_sum == m->image_sum && again.changed == m->changed &&
+	       again.zeroed == m->zeroed);
 	lvm_manifest_clear(&again);
 	free(text);
 }
