@@ -272,14 +272,21 @@ img=$T/busy.qcow2
 qemu-img create -q -f qcow2 "$img" 16M
 qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$img" >/dev/null
 before=$(sha256sum <"$img")
-qemu-io -f qcow2 "$img" -c 'sleep 20000' &
+# qemu-io's sleep is in milliseconds: ten minutes, ended by the cleanup
+# (a short one could end under load before the create below runs).
+qemu-io -f qcow2 "$img" -c 'sleep 600000' &
 holder=$!
 cleanup_add kill "$holder"
 # Wait until the writer holds its lock (qemu-img info without -U fails).
-for _ in $(seq 100); do
-	qemu-img info -f qcow2 "$img" >/dev/null 2>&1 || break
+locked=no
+for _ in $(seq 600); do
+	if ! qemu-img info -f qcow2 "$img" >/dev/null 2>&1; then
+		locked=yes
+		break
+	fi
 	sleep 0.1
 done
+[ "$locked" = yes ] || die "qemu-io did not lock $img within 60 s"
 run_fails "create over an image in use is refused" mk "$img" 1G
 like "$err" "lock|in use|busy" "the refusal says the image is in use"
 is "$(sha256sum <"$img")" "$before" "the image in use is unchanged"
