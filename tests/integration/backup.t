@@ -171,8 +171,13 @@ for lv in cl th; do
 	kind=linear
 	[ $lv = th ] && kind=thin
 	start_writer $lv $kind
+	# Cluster 400, outside the writer's range, holds data at point 0
+	# and zeros at point 1: incremental 1 has a zeroed change however
+	# few writes the writer made in between on a loaded host.
+	dd if=/dev/urandom of=/dev/vgb/$lv bs=64k seek=400 count=1 oflag=direct conv=notrunc status=none
 	sleep 1
 	point $lv 0
+	dd if=/dev/zero of=/dev/vgb/$lv bs=64k seek=400 count=1 oflag=direct conv=notrunc status=none
 	sleep 2
 	point $lv 1 -i -p
 	sleep 2
