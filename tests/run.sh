@@ -107,7 +107,16 @@ export TOOLS=${TOOLS:-$top/build/tests/tools}
 UNIT_DIRS=${UNIT_DIRS:-$top/build/tests/unit $top/build/asan/tests/unit}
 
 # Each entry: MODE<TAB>NAME<TAB>PATH<TAB>LOG
-entries=() slow=() units=()
+entries=()
+# add_tests FILE.t...: an entry per integration test, in that order.
+add_tests() {
+	local t name
+	for t; do
+		[ -f "$t" ] || { echo "run.sh: no test file '$t'" >&2; exit 2; }
+		name=${t##*/}
+		entries+=("test	$t	$t	$logdir/${name%.t}.log")
+	done
+}
 mkdir -p "$logdir"
 if [ $# -eq 0 ]; then
 	for d in $UNIT_DIRS; do
@@ -127,28 +136,22 @@ if [ $# -eq 0 ]; then
 	set -- tests/integration/*.t
 	shopt -u nullglob
 	# The slowest files (those that declare a timeout, longest first)
-	# start first, so that the run does not end waiting for one of them.
-	rest=()
+	# start first, before the unit tests too, so that the run does not
+	# end waiting for one of them.
+	slow=() rest=()
 	while read -r n t; do
 		if [ "$n" -gt 0 ]; then slow+=("$t"); else rest+=("$t"); fi
 	done < <(for t in "$@"; do
 		echo "$(declared_timeout "$t") $t"
 	done | sort -s -k1,1nr)
-	# Before the unit tests too.
-	if [ ${#slow[@]} -gt 0 ]; then
-		units=("${entries[@]}")
-		entries=()
-	fi
-	set -- "${slow[@]}" "${rest[@]}"
+	units=("${entries[@]}")
+	entries=()
+	add_tests "${slow[@]}"
+	entries+=("${units[@]}")
+	add_tests "${rest[@]}"
+else
+	add_tests "$@"
 fi
-for t in "$@"; do
-	[ -f "$t" ] || { echo "run.sh: no test file '$t'" >&2; exit 2; }
-	name=${t##*/}
-	entries+=("test	$t	$t	$logdir/${name%.t}.log")
-	if [ ${#slow[@]} -gt 0 ] && [ "$t" = "${slow[-1]}" ]; then
-		entries+=("${units[@]}")
-	fi
-done
 
 perl -e '
 use strict;
