@@ -141,6 +141,10 @@ struct nbd_conn {
 	struct nbd_slot *cork_head, **cork_tail;
 	unsigned cork_n;
 	size_t cork_bytes;
+	/* Completion batches (vbd_batch_defer) that will flush the cork
+	 * list when they end: the writer, and so the connection, waits
+	 * for them. */
+	unsigned batch_holds;
 	/* The reader's own: transmission corks after each socket read. */
 	bool cork_ok;
 

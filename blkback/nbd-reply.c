@@ -26,6 +26,14 @@
  * depth 32 of a cached qcow2, 2 CPUs shared with other work, the same
  * load for both): server CPU per request 7-13 us -> 6-11 us, system
  * calls per request 2.1-2.6 -> 1.3-2.2, IOPS 10-25% higher.
+
+ *
+ * The same list holds the small replies that a completion batch
+ * finishes (vbd_batch_defer: the io_uring reaper's batch of CQEs, a
+ * qcow2 write lane's batch of writes) while the reader is not corked:
+ * the batch's thread sends them with one sendmsg when the batch ends,
+ * instead of one per reply, each waking the client, whose wake-up
+ * then preempts the thread that should go on writing.
  */
 #include <endian.h>
 #include <errno.h>
@@ -257,6 +265,19 @@ static size_t reply_payload(const struct nbd_slot *s)
 	return s->type == NBD_CMD_READ ? s->len : s->data_len;
 }
 
+/* The end of a completion batch that held replies of c. */
+static void batch_flush(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	nbd_reply_flush(c, false);
+	pthread_mutex_lock(&c->lock);
+	c->batch_holds--;
+	if (c->closing)
+		pthread_cond_signal(&c->writer_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
 void nbd_reply_queue(struct nbd_slot *s)
 {
 	struct nbd_conn *c = s->c;
@@ -266,8 +287,16 @@ void nbd_reply_queue(struct nbd_slot *s)
 	pthread_mutex_lock(&c->lock);
 	if (s->err == -ESHUTDOWN)
 		c->shutdown = true;
-	if (c->corked && !c->dead && reply_payload(s) <= NBD_CORK_SMALL) {
-		/* The reader sends it with the others before it waits. */
+	if (!c->dead && reply_payload(s) <= NBD_CORK_SMALL) {
+		/* The reader sends it with the others before it waits, or
+		 * this thread's completion batch does when it ends. */
+		if (!c->corked) {
+			int r = vbd_batch_defer(batch_flush, c);
+
+			if (r < 0)
+				goto send;
+			c->batch_holds += (unsigned)r;
+		}
 		*c->cork_tail = s;
 		c->cork_tail = &s->next;
 		__atomic_store_n(&c->cork_bytes,
@@ -277,6 +306,7 @@ void nbd_reply_queue(struct nbd_slot *s)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
+send:
 	if (c->sending || c->queue_head || c->dead) {
 		*c->queue_tail = s;
 		c->queue_tail = &s->next;
@@ -346,7 +376,8 @@ void *nbd_writer_main(void *opaque)
 		bool dead;
 
 		while ((!c->queue_head || c->sending) &&
-		       !(c->closing && c->in_flight == 0 && !c->sending))
+		       !(c->closing && c->in_flight == 0 && !c->sending &&
+			 c->batch_holds == 0))
 			pthread_cond_wait(&c->writer_cond, &c->lock);
 		if (!c->queue_head)
 			break;

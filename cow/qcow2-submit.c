@@ -593,8 +593,10 @@ static void lane_run(struct vbd_pool_job *job)
 			n++;
 			req = lane_next(l);
 		} while (req && n < LANE_BATCH);
+		vbd_batch_begin();
 		for (int i = 0; i < n; i++)
 			vbd_req_complete(batch[i], ret[i]);
+		vbd_batch_end();
 	}
 }
 

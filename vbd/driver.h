@@ -269,6 +269,15 @@ int vbd_pwritev_grow(struct vbd *file, uint64_t offset, const struct iovec *iov,
 void vbd_req_complete(struct vbd_req *req, int ret);
 
 /*
+ * Open and close a completion batch on this thread (vbd_batch_defer):
+ * around a run of vbd_req_complete or engine done() calls for requests
+ * that finished together.  Batches nest; the deferred calls run when
+ * the outermost one ends.
+ */
+void vbd_batch_begin(void);
+void vbd_batch_end(void);
+
+/*
  * Run the driver's synchronous callback for req on the worker pool and
  * complete it from there: for requests a driver has no async path for.
  * Returns -ENOMEM (req not queued) or 0.

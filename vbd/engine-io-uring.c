@@ -41,6 +41,7 @@
 
 #include <liburing.h>
 
+#include "driver.h"
 #include "engine.h"
 
 #define MIN_ENTRIES 16
@@ -418,6 +419,7 @@ static void *uring_reaper(void *arg)
 			e->poll_armed = false;
 		}
 		pthread_mutex_unlock(&e->lock);
+		vbd_batch_begin();
 		for (unsigned i = 0; i < r.n; i++) {
 			done[i].eio->done(done[i].eio, done[i].ret);
 			/* Hand what the callbacks queued to the kernel every
@@ -430,6 +432,7 @@ static void *uring_reaper(void *arg)
 				pthread_mutex_unlock(&e->lock);
 			}
 		}
+		vbd_batch_end();
 		if (e->self_destroy)
 			break;
 	}

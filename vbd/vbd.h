@@ -222,6 +222,19 @@ struct vbd_req {
 void vbd_submit(struct vbd *vbd, struct vbd_req *req);
 
 /*
+ * Completion batches (vbd/batch.c).  Callbacks that a thread runs one
+ * after another, for requests that finished together, may run inside a
+ * batch.  A callback that would send one message per request (a reply
+ * that wakes a client) can hold it and ask for fn(arg) to run once on
+ * this thread when the batch ends, to send them all together.
+ * Returns 1 when fn(arg) was added, 0 when it is already due at the
+ * end of this batch, and -1 when no batch is open (or it has no room
+ * left): then act at once.  fn runs outside any batch; whatever arg
+ * points to must stay valid until it has run.
+ */
+int vbd_batch_defer(void (*fn)(void *arg), void *arg);
+
+/*
  * Facts for `vstor img info`.  The driver may add format-specific fields
  * to `specific` (a JSON object, shaped like qemu-img's format-specific
  * "data").
