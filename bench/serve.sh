@@ -33,6 +33,17 @@
 #     server finds it in the page cache whatever ran before (other
 #     lines, other programs); no server pays for the disk on reads.
 #     Writes overwrite (no allocation in either format).
+#   - The same page-cache state for both images: before each line the
+#     image is synced, dropped from the page cache and read back in
+#     without readahead (prime_cache), so it sits in 4 KiB pages, as a
+#     server's own random reads of a disk image leave it.  Since Linux
+#     6.16 ext4 caches files in large folios, and a buffered 4 KiB
+#     write walks every block of the folio it lands in: with the images
+#     left as their writers cached them (the raw by head in small
+#     pieces, the qcow2 by qemu-img convert in 2 MiB ones), or read in
+#     by cat with readahead, a 4 KiB write cost every server 30-80 us
+#     of kernel time in that walk alone, and the write lines measured
+#     the kernel's walk, not the servers.
 #   - The same client and command line for all three servers; only the
 #     socket differs.  Each server exports the disk under the same name.
 #
@@ -83,7 +94,7 @@ die() {
 	exit 1
 }
 
-for tool in "$QEMU_NBD" "$QSD" "$QEMU_IMG" fio nbdinfo; do
+for tool in "$QEMU_NBD" "$QSD" "$QEMU_IMG" fio nbdinfo python3; do
 	command -v "$tool" >/dev/null || skip "no $tool"
 done
 [ -x "$VSTOR" ] || skip "no vstor binary at $VSTOR (run make first)"
@@ -201,6 +212,26 @@ row() {
 	printf '%-24s %9s %9s %9s %9s %9s  %8s %8s %8s\n' "$@"
 }
 
+# prime_cache FILE: sync FILE, drop it from the page cache, and read it
+# back without readahead (POSIX_FADV_RANDOM), so that it is cached in
+# 4 KiB pages (see Fairness above).
+prime_cache() {
+	sync "$1"
+	python3 - "$1" <<'PY' || die "cannot read $1 into the page cache"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+off = 0
+while True:
+    n = len(os.pread(fd, 1 << 20, off))
+    if n == 0:
+        break
+    off += n
+os.close(fd)
+PY
+}
+
 # measure NAME FMT IMAGE RW BS DEPTH: one line of the table.
 measure() {
 	local name=$1 fmt=$2 img=$3 rw=$4 bs=$5 depth=$6 r i s first
@@ -211,7 +242,7 @@ measure() {
 	fi
 	# Whatever ran since (other lines, other programs) may have pushed
 	# the image out of the page cache.
-	cat "$img" >/dev/null
+	prime_cache "$img"
 	first=0
 	[ "$BENCH_WARMUP" -gt 0 ] && first=-1
 	for ((r = first; r < BENCH_ROUNDS; r++)); do
@@ -251,7 +282,8 @@ measure() {
 echo "serve: $("$VSTOR" --version) vs $("$QEMU_NBD" --version | head -n 1)" \
 	"and $("$QSD" --version | head -n 1)"
 echo "serve: fio $(fio --version) nbd engine; $BENCH_SIZE images in $dir;" \
-	"aio=$BENCH_AIO, page cache; kernel $(uname -r), $(nproc) CPUs"
+	"aio=$BENCH_AIO, page cache (images read in 4 KiB pages before each line);" \
+	"kernel $(uname -r), $(nproc) CPUs"
 echo "serve: median of $BENCH_ROUNDS runs of ${BENCH_SECONDS}s per server" \
 	"after a ${BENCH_WARMUP}s warm-up, rotating; IOPS (MiB/s for 1M);" \
 	"ratio = vstor / peer; us: server CPU microseconds per request"
@@ -265,7 +297,6 @@ size_bytes=$(numfmt --from=iec "$BENCH_SIZE") ||
 head -c "$size_bytes" /dev/urandom >"$raw" || die "cannot write $raw"
 "$QEMU_IMG" convert -f raw -O qcow2 "$raw" "$qcow2" ||
 	die "qemu-img convert to qcow2 failed"
-cat "$raw" "$qcow2" >/dev/null
 sync -f "$dir"
 
 echo

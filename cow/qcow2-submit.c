@@ -496,129 +496,29 @@ static int fast_send(struct qcow2 *s, struct vbd_req *req,
 }
 
 /*
- * The lane.  A buffered write to a file system that cannot say whether
- * it would wait (ext4 refuses RWF_NOWAIT writes) must leave the
- * submitting thread, and every way out has a cost:
- *
- *   - io_uring hands buffered writes to one kernel worker per file, one
- *     after the other, plus a hop to the engine's reaper and back;
- *   - the pool wakes a worker per request, and with 32 of them in
- *     flight they queue on the file's inode lock (spinning, sleeping,
- *     waking each other);
- *   - writing in the submitting thread serializes the writes with
- *     everything else that thread does (an NBD connection's reader, a
- *     virtqueue).
- *
- * The file system runs one buffered write to a file at a time anyway
- * (ext4 holds the inode lock across the copy).  So an image's in-place
- * writes wait in its own FIFO, and one pool job drains it: it goes on
- * without sleeping while requests are queued, so a busy image costs no
- * wake-up per request, and it writes up to LANE_BATCH of them before it
- * completes them together, so that their replies leave in a burst (a
- * client wakes once for several).  Only what is already queued is
- * batched: a lone request completes as soon as it is written.
- * Measured through `vstor serve --nbd` (fio, 4 KiB random writes at
- * depth 32 on an allocated qcow2, ext4, 2 CPUs): 33-60k writes/s with
- * 0.1 context switches and 20-34 us of server CPU per write (the range
- * is the image's page-cache state: ext4 walks every block of a large
- * folio on each write), against 30-32k, 1.5 and 48-51 us on the pool
- * in the same states, 31-37k through io_uring, 28k in the submitting
- * thread, and 30-41k for one job without batches or two jobs (which
- * spin on the inode lock).  `vstor img bench -w` stays about as fast as
- * on the pool.
+ * The lane (vbd/lane.c): in-place writes to the page cache of a file
+ * system without RWF_NOWAIT writes (ext4) wait in the image's FIFO, and
+ * one pool job writes them one after the other, as the file system
+ * would anyway, and completes them in batches.
  *
  * The job translates again, under the gate, through the synchronous
  * path (qcow2_pwritev): the submitter's translation only chose the lane,
  * and a request waiting in the FIFO holds nothing, so a flush that
  * drains the gate never waits for a pool worker.
  */
-#define LANE_BATCH 8
+static int lane_write(struct vbd_req *req)
+{
+	return qcow2_pwritev(req->vbd, req->offset, req->iov, req->iovcnt);
+}
 
 int qcow2_lane_init(struct qcow2 *s)
 {
-	struct qcow2_lane *l = &s->lane;
-
-	memset(l, 0, sizeof(*l));
-	if (pthread_mutex_init(&l->lock, NULL))
-		return -ENOMEM;
-	l->ready = true;
-	return 0;
+	return vbd_lane_init(&s->lane, lane_write);
 }
 
 void qcow2_lane_destroy(struct qcow2 *s)
 {
-	if (!s->lane.ready)
-		return;
-	pthread_mutex_destroy(&s->lane.lock);
-	s->lane.ready = false;
-}
-
-/* The next queued request, or NULL: then the job is over, and must not
- * touch the image once the requests it holds are complete (the image
- * may be closed as soon as nothing is in flight). */
-static struct vbd_req *lane_next(struct qcow2_lane *l)
-{
-	struct vbd_req *req;
-
-	pthread_mutex_lock(&l->lock);
-	req = l->head;
-	if (req) {
-		l->head = req->priv;
-		if (!l->head)
-			l->tail = NULL;
-	} else {
-		l->running = false;
-	}
-	pthread_mutex_unlock(&l->lock);
-	return req;
-}
-
-static void lane_run(struct vbd_pool_job *job)
-{
-	struct qcow2_lane *l =
-		(struct qcow2_lane *)((char *)job -
-				      offsetof(struct qcow2_lane, job));
-	struct vbd_req *req = lane_next(l), *batch[LANE_BATCH];
-	int ret[LANE_BATCH];
-
-	while (req) {
-		int n = 0;
-
-		/* `req`, taken before the batch completes, keeps the
-		 * image open under this job. */
-		do {
-			batch[n] = req;
-			ret[n] = qcow2_pwritev(req->vbd, req->offset, req->iov,
-					       req->iovcnt);
-			n++;
-			req = lane_next(l);
-		} while (req && n < LANE_BATCH);
-		vbd_batch_begin();
-		for (int i = 0; i < n; i++)
-			vbd_req_complete(batch[i], ret[i]);
-		vbd_batch_end();
-	}
-}
-
-static void to_lane(struct qcow2 *s, struct vbd_req *req)
-{
-	struct qcow2_lane *l = &s->lane;
-	bool start;
-
-	req->priv = NULL;
-	pthread_mutex_lock(&l->lock);
-	if (l->tail)
-		l->tail->priv = req;
-	else
-		l->head = req;
-	l->tail = req;
-	start = !l->running;
-	l->running = true;
-	pthread_mutex_unlock(&l->lock);
-	if (start) {
-		l->job.fn = lane_run;
-		vbd_pool_run(&l->job);
-	}
+	vbd_lane_destroy(&s->lane);
 }
 
 static void to_pool(struct vbd_req *req)
@@ -653,7 +553,7 @@ void qcow2_submit(struct vbd *vbd, struct vbd_req *req)
 	ret = plan_request(s, write, req->offset, (size_t)req->len, &pl);
 	if (ret == PLAN_OK && lane) {
 		qcow2_gate_leave(&s->gate, epoch);
-		return to_lane(s, req);
+		return vbd_lane_push(&s->lane, req);
 	}
 	if (ret == PLAN_OK)
 		ret = fast_send(s, req, &pl, epoch);

@@ -13,9 +13,9 @@
 
 #include "../common/error.h"
 #include "../vbd/driver.h"
-/* The worker pool, for the lane (a driver running its own queue of
- * blocking work: driver.h only offers the pool per request). */
-#include "../vbd/pool.h"
+/* The write lane (a driver running its own queue of blocking work:
+ * driver.h only offers the pool per request). */
+#include "../vbd/lane.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
@@ -188,14 +188,6 @@ struct qcow2_gate {
  * file system that cannot take them without waiting, in a FIFO that one
  * pool job at a time drains.
  */
-struct qcow2_lane {
-	pthread_mutex_t lock;
-	struct vbd_req *head, *tail; /* linked through req->priv */
-	bool running;		     /* `job` is on the pool */
-	bool ready;		     /* initialised */
-	struct vbd_pool_job job;
-};
-
 /* A reference to drop once the tables that stopped using it are
  * stable (qcow2-flush.c). */
 struct qcow2_free {
@@ -238,7 +230,7 @@ struct qcow2 {
 	/* Reads and in-place writes count in; making freed clusters
 	 * reusable drains it, so no I/O still lands in one. */
 	struct qcow2_gate gate;
-	struct qcow2_lane lane;
+	struct vbd_lane lane; /* in-place buffered writes (qcow2-submit.c) */
 	/* QCOW2_NOWAIT_*: the host file refused page-cache-only I/O of
 	 * that kind once, so the asynchronous path stops trying (atomic;
 	 * qcow2-submit.c). */

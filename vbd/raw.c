@@ -26,6 +26,7 @@
 #include "../common/opts.h"
 #include "driver.h"
 #include "engine.h"
+#include "lane.h"
 #include "lock.h"
 
 #define BOUNCE_MAX   (1u << 20) /* largest bounce buffer per step */
@@ -48,6 +49,10 @@ struct raw {
 	struct vbd_engine *engine;
 	int engine_err;	 /* set when lazy engine creation failed */
 	bool nowait_off; /* the file refused RWF_NOWAIT reads: never again */
+	/* The file refused RWF_NOWAIT writes (ext4): buffered writes go to
+	 * the lane (vbd/lane.c), not to the engine. */
+	bool nowait_write_off;
+	struct vbd_lane lane;
 };
 
 static struct raw *raw_of(struct vbd *vbd)
@@ -178,6 +183,8 @@ static int engine_get(struct vbd *vbd, struct raw *s, struct vbd_engine **out,
 	return ret;
 }
 
+static int lane_write(struct vbd_req *req);
+
 static int raw_open(struct vbd *vbd, const struct vbd_spec *spec,
 		    struct vs_error **errp)
 {
@@ -190,6 +197,12 @@ static int raw_open(struct vbd *vbd, const struct vbd_spec *spec,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->rmw_lock, NULL);
 	pthread_mutex_init(&s->engine_lock, NULL);
+	if (vbd_lane_init(&s->lane, lane_write) < 0) {
+		pthread_mutex_destroy(&s->rmw_lock);
+		pthread_mutex_destroy(&s->engine_lock);
+		free(s);
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	}
 	vbd->opaque = s;
 	s->direct = vbd->flags & VBD_O_DIRECT;
 	s->fd = open_fd(vbd, errp);
@@ -254,6 +267,7 @@ fail:
 		close(s->fd);
 	pthread_mutex_destroy(&s->rmw_lock);
 	pthread_mutex_destroy(&s->engine_lock);
+	vbd_lane_destroy(&s->lane);
 	free(s);
 	vbd->opaque = NULL;
 	return ret;
@@ -268,6 +282,7 @@ static void raw_close(struct vbd *vbd)
 	close(s->fd);
 	pthread_mutex_destroy(&s->rmw_lock);
 	pthread_mutex_destroy(&s->engine_lock);
+	vbd_lane_destroy(&s->lane);
 	free(s);
 }
 
@@ -449,6 +464,12 @@ static int raw_pwritev(struct vbd *vbd, uint64_t offset,
 	if (!req_aligned(s, offset, len, iov, iovcnt))
 		return bounce_write(s, offset, iov, iovcnt, len);
 	return rw_full(s->fd, true, offset, iov, iovcnt, len);
+}
+
+/* A buffered write on the lane's job (raw_submit). */
+static int lane_write(struct vbd_req *req)
+{
+	return raw_pwritev(req->vbd, req->offset, req->iov, req->iovcnt);
 }
 
 /* Kernel-side copies: the file as it is, through the page cache. */
@@ -701,6 +722,32 @@ static bool read_nowait(struct raw *s, struct vbd_req *req)
 	return n >= 0 && (uint64_t)n == req->len;
 }
 
+/*
+ * The same for a buffered write: done right here when the file system
+ * can do it without waiting (XFS, btrfs, block devices when the pages
+ * are cached).  ext4 refuses such writes outright; from then on, this
+ * file's buffered writes go to its lane (vbd/lane.c) instead of the
+ * engine: io_uring would try each one without waiting, be refused, and
+ * hand it to one kernel worker per file, plus a hop to the reaper.
+ * Measured through `vstor serve --nbd` (fio, 4 KiB random writes at
+ * depth 32 on a raw file on ext4 cached in 4 KiB pages, 2 CPUs, runs
+ * alternating): 9-14 us of server CPU per write on the lane against
+ * 13-17 us through io_uring, 43-64k writes/s against 35-56k.
+ */
+static bool write_nowait(struct raw *s, struct vbd_req *req)
+{
+	ssize_t n;
+
+	if (__atomic_load_n(&s->nowait_write_off, __ATOMIC_RELAXED) ||
+	    req->offset > INT64_MAX)
+		return false;
+	n = pwritev2(s->fd, req->iov, req->iovcnt, (off_t)req->offset,
+		     RWF_NOWAIT);
+	if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
+		__atomic_store_n(&s->nowait_write_off, true, __ATOMIC_RELAXED);
+	return n >= 0 && (uint64_t)n == req->len;
+}
+
 static void raw_submit(struct vbd *vbd, struct vbd_req *req)
 {
 	struct raw *s = raw_of(vbd);
@@ -715,6 +762,14 @@ static void raw_submit(struct vbd *vbd, struct vbd_req *req)
 		goto on_pool;
 	if (req->op == VBD_OP_READ && read_nowait(s, req))
 		return vbd_req_complete(req, 0);
+	if (req->op == VBD_OP_WRITE && !s->direct) {
+		/* A short write is done again whole, by the lane or the
+		 * engine: the same bytes to the same place. */
+		if (write_nowait(s, req))
+			return vbd_req_complete(req, 0);
+		if (__atomic_load_n(&s->nowait_write_off, __ATOMIC_RELAXED))
+			return vbd_lane_push(&s->lane, req);
+	}
 	ret = engine_get(vbd, s, &e, NULL);
 	if (ret < 0)
 		return vbd_req_complete(req, ret);
