@@ -707,22 +707,7 @@ static void raw_eio_done(struct vbd_eio *eio, ssize_t ret)
  * is most of their cost.  A short read or a refusal leaves the request
  * to the engine, which reads it again whole.  Not with O_DIRECT: that
  * bypasses the cache by definition.
- */
-static bool read_nowait(struct raw *s, struct vbd_req *req)
-{
-	ssize_t n;
-
-	if (s->direct || __atomic_load_n(&s->nowait_off, __ATOMIC_RELAXED) ||
-	    req->offset > INT64_MAX)
-		return false;
-	n = preadv2(s->fd, req->iov, req->iovcnt, (off_t)req->offset,
-		    RWF_NOWAIT);
-	if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
-		__atomic_store_n(&s->nowait_off, true, __ATOMIC_RELAXED);
-	return n >= 0 && (uint64_t)n == req->len;
-}
-
-/*
+ *
  * The same for a buffered write: done right here when the file system
  * can do it without waiting (XFS, btrfs, block devices when the pages
  * are cached).  ext4 refuses such writes outright; from then on, this
@@ -734,17 +719,21 @@ static bool read_nowait(struct raw *s, struct vbd_req *req)
  * alternating): 9-14 us of server CPU per write on the lane against
  * 13-17 us through io_uring, 43-64k writes/s against 35-56k.
  */
-static bool write_nowait(struct raw *s, struct vbd_req *req)
+static bool try_nowait(struct raw *s, struct vbd_req *req)
 {
+	bool write = req->op == VBD_OP_WRITE;
+	bool *off = write ? &s->nowait_write_off : &s->nowait_off;
 	ssize_t n;
 
-	if (__atomic_load_n(&s->nowait_write_off, __ATOMIC_RELAXED) ||
+	if (s->direct || __atomic_load_n(off, __ATOMIC_RELAXED) ||
 	    req->offset > INT64_MAX)
 		return false;
-	n = pwritev2(s->fd, req->iov, req->iovcnt, (off_t)req->offset,
-		     RWF_NOWAIT);
+	n = write ? pwritev2(s->fd, req->iov, req->iovcnt, (off_t)req->offset,
+			     RWF_NOWAIT)
+		  : preadv2(s->fd, req->iov, req->iovcnt, (off_t)req->offset,
+			    RWF_NOWAIT);
 	if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
-		__atomic_store_n(&s->nowait_write_off, true, __ATOMIC_RELAXED);
+		__atomic_store_n(off, true, __ATOMIC_RELAXED);
 	return n >= 0 && (uint64_t)n == req->len;
 }
 
@@ -760,16 +749,14 @@ static void raw_submit(struct vbd *vbd, struct vbd_req *req)
 	    (req->op != VBD_OP_FLUSH &&
 	     !req_aligned(s, req->offset, req->len, req->iov, req->iovcnt)))
 		goto on_pool;
-	if (req->op == VBD_OP_READ && read_nowait(s, req))
+	/* A short write is done again whole, by the lane or the engine:
+	 * the same bytes to the same place. */
+	if ((req->op == VBD_OP_READ || req->op == VBD_OP_WRITE) &&
+	    try_nowait(s, req))
 		return vbd_req_complete(req, 0);
-	if (req->op == VBD_OP_WRITE && !s->direct) {
-		/* A short write is done again whole, by the lane or the
-		 * engine: the same bytes to the same place. */
-		if (write_nowait(s, req))
-			return vbd_req_complete(req, 0);
-		if (__atomic_load_n(&s->nowait_write_off, __ATOMIC_RELAXED))
-			return vbd_lane_push(&s->lane, req);
-	}
+	if (req->op == VBD_OP_WRITE && !s->direct &&
+	    __atomic_load_n(&s->nowait_write_off, __ATOMIC_RELAXED))
+		return vbd_lane_push(&s->lane, req);
 	ret = engine_get(vbd, s, &e, NULL);
 	if (ret < 0)
 		return vbd_req_complete(req, ret);
