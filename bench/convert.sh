@@ -31,7 +31,11 @@
 #                  tmpfs)
 #   BENCH_CACHE    where the ext4 image is kept between runs (default
 #                  build/bench-cache of this tree; making it takes minutes)
-#   BENCH_ROUNDS   runs per tool and conversion (default 3)
+#   BENCH_ROUNDS   runs per tool of the compressing conversions (the
+#                  ones that take tens of seconds; default 3)
+#   BENCH_FAST_ROUNDS  runs per tool of the others (default 5: they take
+#                  about a second, and a second's worth of page-cache and
+#                  host-memory state swings them by 2x from run to run)
 #   BENCH_ONLY     a regular expression: only conversions whose name
 #                  matches
 #
@@ -49,6 +53,7 @@ QEMU_IMG=${QEMU_IMG:-qemu-img}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 BENCH_CACHE=${BENCH_CACHE:-$here/../build/bench-cache}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_FAST_ROUNDS=${BENCH_FAST_ROUNDS:-5}
 BENCH_ONLY=${BENCH_ONLY:-}
 
 skip() {
@@ -67,6 +72,8 @@ command -v mkfs.ext4 >/dev/null || skip "no mkfs.ext4 (install e2fsprogs)"
 [ -d "$BENCH_DIR" ] || skip "BENCH_DIR=$BENCH_DIR is not a directory"
 [[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
 	die "BENCH_ROUNDS=$BENCH_ROUNDS: not a positive number"
+[[ $BENCH_FAST_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+	die "BENCH_FAST_ROUNDS=$BENCH_FAST_ROUNDS: not a positive number"
 
 # The source disk, made once: mkfs.ext4 -d copies a directory tree into
 # the new file system.  Made under a temporary name, so that an
@@ -124,15 +131,15 @@ row() {
 }
 line=0
 
-# measure NAME SRC TARGET-EXT ARGS...: one line of the table.
+# measure ROUNDS NAME SRC TARGET-EXT ARGS...: one line of the table.
 measure() {
-	local name=$1 in=$2 ext=$3 r v q vs=() qs=() vsize qsize
-	shift 3
+	local rounds=$1 name=$2 in=$3 ext=$4 r v q vs=() qs=() vsize qsize
+	shift 4
 
 	if [ -n "$BENCH_ONLY" ] && ! [[ $name =~ $BENCH_ONLY ]]; then
 		return 0
 	fi
-	for ((r = 0; r < BENCH_ROUNDS; r++)); do
+	for ((r = 0; r < rounds; r++)); do
 		# Alternate who goes first, so that neither always runs on
 		# the state (page cache, device queue) the other left.
 		if (((r + line) % 2)); then
@@ -165,7 +172,8 @@ echo "convert: $($VSTOR --version) vs $($QEMU_IMG --version | head -n 1)"
 echo "convert: source $src ($(du -h "$src" | cut -f1) allocated of 4 GiB)," \
 	"targets in $dir, kernel $(uname -r), $(nproc) CPUs"
 echo "convert: seconds for convert + fsync of the target, median of" \
-	"$BENCH_ROUNDS runs per tool, alternating; ratio = qemu-img / vstor"
+	"$BENCH_ROUNDS runs per tool (compressing) or $BENCH_FAST_ROUNDS" \
+	"(the others), alternating; ratio = qemu-img / vstor"
 echo
 row conversion "vstor s" "qemu s" ratio "vstor bytes" "qemu bytes" size
 
@@ -173,24 +181,26 @@ row conversion "vstor s" "qemu s" ratio "vstor bytes" "qemu bytes" size
 "$QEMU_IMG" convert -f raw -O qcow2 "$src" "$dir/src.qcow2" ||
 	die "qemu-img convert to qcow2 failed"
 
-measure "raw -> qcow2" "$src" qcow2 -f raw -O qcow2
-measure "raw -> qcow2 -c zlib" "$src" qcow2 -f raw -O qcow2 -c
-measure "raw -> qcow2 -c zstd" "$src" qcow2 -f raw -O qcow2 -c \
+measure "$BENCH_FAST_ROUNDS" "raw -> qcow2" "$src" qcow2 -f raw -O qcow2
+measure "$BENCH_ROUNDS" "raw -> qcow2 -c zlib" "$src" qcow2 -f raw -O qcow2 \
+	-c
+measure "$BENCH_ROUNDS" "raw -> qcow2 -c zstd" "$src" qcow2 -f raw -O qcow2 -c \
 	-o compression_type=zstd
 if has_driver vmdk; then
-	measure "raw -> vmdk stream" "$src" vmdk -f raw -O vmdk \
+	measure "$BENCH_ROUNDS" "raw -> vmdk stream" "$src" vmdk -f raw -O vmdk \
 		-o subformat=streamOptimized
 	"$QEMU_IMG" convert -f raw -O vmdk -o subformat=streamOptimized \
 		"$src" "$dir/src.vmdk" || die "qemu-img convert to vmdk failed"
-	measure "vmdk stream -> qcow2" "$dir/src.vmdk" qcow2 -f vmdk -O qcow2
+	measure "$BENCH_FAST_ROUNDS" "vmdk stream -> qcow2" "$dir/src.vmdk" \
+		qcow2 -f vmdk -O qcow2
 	rm -f "$dir/src.vmdk"
 else
 	skipped "raw -> vmdk stream" vmdk
 	skipped "vmdk stream -> qcow2" vmdk
 fi
-measure "qcow2 -> raw" "$dir/src.qcow2" raw -f qcow2 -O raw
+measure "$BENCH_FAST_ROUNDS" "qcow2 -> raw" "$dir/src.qcow2" raw -f qcow2 -O raw
 if has_driver vpc; then
-	measure "raw -> vhd (vpc)" "$src" vhd -f raw -O vpc
+	measure "$BENCH_FAST_ROUNDS" "raw -> vhd (vpc)" "$src" vhd -f raw -O vpc
 else
 	skipped "raw -> vhd (vpc)" vpc
 fi
