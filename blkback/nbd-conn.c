@@ -20,15 +20,35 @@
  * retired (remove-disk waits for connections to let go of it). */
 #define IDLE_CHECK_MS 250
 
+/* Bound the handshake (ms, 0: no bound) or, after it, lift the bound:
+ * reads check c->deadline_ns, and sends time out (a client that sends
+ * options and reads no replies would block the thread forever). */
+static void handshake_bound(struct nbd_conn *c, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000,
+			     .tv_usec = (long)(ms % 1000) * 1000};
+
+	c->deadline_ns = ms ? blkback_now_ns() + (uint64_t)ms * 1000000 : 0;
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 static void *conn_main(void *opaque)
 {
 	struct nbd_conn *c = opaque;
+	unsigned ms = nbd_server_handshake_ms(c->srv);
 	int ret;
 
 	pthread_setname_np(pthread_self(), "nbd-conn");
+	if (ms)
+		handshake_bound(c, ms);
 	ret = nbd_handshake(c);
+	if (ms)
+		handshake_bound(c, 0);
 
-	if (ret < 0)
+	if (ret == -ETIMEDOUT || ret == -EAGAIN)
+		vs_warn("%s: %s: no handshake within %u s: closed",
+			nbd_server_id(c->srv), c->peer, ms / 1000);
+	else if (ret < 0)
 		vs_debug("nbd", "%s: %s: handshake ended: %s",
 			 nbd_server_id(c->srv), c->peer, strerror(-ret));
 	if (ret == 1)
@@ -126,6 +146,8 @@ int nbd_conn_read(struct nbd_conn *c, void *buf, size_t len, bool idle_check)
 		 * be waiting for the replies held back meanwhile. */
 		if (c->corked)
 			nbd_reply_flush(c, true);
+		if (c->deadline_ns && blkback_now_ns() >= c->deadline_ns)
+			return -ETIMEDOUT;
 		/* Large payloads go straight to their buffer; small reads
 		 * fill the read buffer, so that a batch of requests costs
 		 * one system call. */

@@ -122,6 +122,9 @@ struct nbd_conn {
 	/* Socket input, read by the connection's thread only. */
 	uint8_t *rbuf;
 	size_t rpos, rlen;
+	/* During the handshake: reads fail with ETIMEDOUT from this time
+	 * on (blkback_now_ns; 0: never). */
+	uint64_t deadline_ns;
 
 	/* Under lock. */
 	pthread_mutex_t lock;
@@ -154,6 +157,8 @@ struct nbd_conn {
 /* nbd-server.c */
 /* The export's id, for log messages. */
 const char *nbd_server_id(const struct nbd_server *srv);
+/* The export's handshake-timeout in ms, 0 for none. */
+unsigned nbd_server_handshake_ms(const struct nbd_server *srv);
 
 /* nbd-conn.c */
 int nbd_conn_start(struct nbd_server *srv, int fd, const char *peer,

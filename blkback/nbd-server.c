@@ -6,7 +6,10 @@
  * export of it, by name (nbd-opt.c).
  *
  * Options (ex->opts): max-connections=N (default 64), beyond which new
- * clients are closed at once.
+ * clients are closed at once; handshake-timeout=SECONDS (default 60,
+ * 0 for none), after which a client that has not finished the
+ * handshake is closed, so that silent clients cannot hold every
+ * connection.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,8 +30,10 @@
 #include "nbd-conn.h"
 #include "unix-socket.h"
 
-#define DEFAULT_MAX_CONNECTIONS 64
-#define MAX_MAX_CONNECTIONS	1024
+#define DEFAULT_MAX_CONNECTIONS	  64
+#define DEFAULT_HANDSHAKE_TIMEOUT 60 /* seconds, as nbdkit's */
+#define MAX_HANDSHAKE_TIMEOUT	  3600
+#define MAX_MAX_CONNECTIONS	  1024
 
 struct nbd_server {
 	struct blkback_export *ex;
@@ -38,12 +43,18 @@ struct nbd_server {
 	struct blkback_unix_listener unix_l; /* its fd moves to listen_fd */
 	char bound[128]; /* "unix:PATH" or "tcp:HOST:PORT", as bound */
 	unsigned max_conns;
+	unsigned handshake_ms; /* 0: no limit */
 
 	pthread_mutex_t lock;
 	struct nbd_conn *conns;
 	unsigned nconns;
 	uint64_t accepted;
 };
+
+unsigned nbd_server_handshake_ms(const struct nbd_server *srv)
+{
+	return srv->handshake_ms;
+}
 
 const char *nbd_server_id(const struct nbd_server *srv)
 {
@@ -269,12 +280,15 @@ static int parse_opts(struct nbd_server *srv, const char *text,
 {
 	struct vs_opts *o = NULL;
 	uint64_t max = DEFAULT_MAX_CONNECTIONS;
+	uint64_t hs = DEFAULT_HANDSHAKE_TIMEOUT;
 	int ret;
 
 	ret = vs_opts_parse(text, "nbd export option", &o, errp);
 	if (ret < 0)
 		return ret;
 	ret = vs_opts_get_size(o, "max-connections", &max, errp);
+	if (ret == 0)
+		ret = vs_opts_get_size(o, "handshake-timeout", &hs, errp);
 	if (ret == 0)
 		ret = vs_opts_check_used(o, errp);
 	vs_opts_free(o);
@@ -286,7 +300,14 @@ static int parse_opts(struct nbd_server *srv, const char *text,
 				    "expected 1 to %u",
 				    (unsigned long long)max,
 				    MAX_MAX_CONNECTIONS);
+	if (hs > MAX_HANDSHAKE_TIMEOUT)
+		return vs_error_set(errp, EINVAL,
+				    "nbd export option handshake-timeout=%llu: "
+				    "expected 0 (none) to %u seconds",
+				    (unsigned long long)hs,
+				    MAX_HANDSHAKE_TIMEOUT);
 	srv->max_conns = (unsigned)max;
+	srv->handshake_ms = (unsigned)hs * 1000;
 	return 0;
 }
 

@@ -249,8 +249,12 @@ static void test_bad_options(void **state)
 {
 	struct fixture *f = *state;
 	struct vs_error *err = NULL;
-	const char *bad[] = {"bogus=1", "max-connections=0",
-			     "max-connections=100000", "max-connections=x"};
+	const char *bad[] = {"bogus=1",
+			     "max-connections=0",
+			     "max-connections=100000",
+			     "max-connections=x",
+			     "handshake-timeout=3601",
+			     "handshake-timeout=-1"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		f->ex.opts = (char *)bad[i];
@@ -699,6 +703,62 @@ static void test_pipelined_writes_qcow2(void **state)
 	pipelined_writes(f);
 }
 
+/*
+ * A client that connects and sends nothing is closed once the
+ * handshake timeout passes, and so is one that sends part of its flags
+ * and stops; a client that completes the handshake in time is served
+ * meanwhile, and keeps its connection past the timeout.
+ */
+static void test_handshake_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_error *err = NULL;
+	struct timeval tv = {.tv_sec = 20};
+	uint8_t buf[1024];
+	uint64_t size;
+	uint16_t tflags;
+	int silent, partial, good;
+	ssize_t n;
+
+	f->ex.opts = "handshake-timeout=1";
+	assert_int_equal(blkback_transport_nbd.start(&f->ex, &err), 0);
+	silent = connect_unix(f->sock);
+	partial = connect_unix(f->sock);
+	setsockopt(silent, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(partial, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* The greeting (18 bytes), then two of the four flag bytes. */
+	assert_int_equal(xread(partial, buf, 18), 0);
+	xwrite(partial, "\0\0", 2);
+	good = open_session(f->sock, &size, &tflags);
+	assert_int_equal(size, DISK_SIZE);
+
+	/* Both are closed: the greeting, then the end (not the 20 s
+	 * receive timeout of this side). */
+	assert_int_equal(xread(silent, buf, 18), 0);
+	n = recv(silent, buf, sizeof(buf), 0);
+	assert_int_equal(n, 0);
+	n = recv(partial, buf, sizeof(buf), 0);
+	assert_int_equal(n, 0);
+
+	/* The client that finished its handshake is still served. */
+	send_req(good, NBD_CMD_READ, 0, 7, 0, 512, NULL);
+	{
+		uint32_t error;
+		size_t len;
+
+		assert_int_equal(
+			read_reply(good, &error, buf, sizeof(buf), &len), 7);
+		assert_int_equal(error, 0);
+	}
+	send_req(good, NBD_CMD_DISC, 0, 8, 0, 0, NULL);
+	assert_int_equal(recv(good, buf, 1, 0), 0);
+	close(silent);
+	close(partial);
+	close(good);
+	blkback_transport_nbd.stop(&f->ex);
+	f->ex.opts = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +774,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_with_stalled_client,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_burst, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_writes_raw,
 						setup, teardown),
