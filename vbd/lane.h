@@ -16,8 +16,8 @@
 struct vbd_lane {
 	pthread_mutex_t lock;
 	struct vbd_req *head, *tail; /* linked through req->priv */
-	bool running;		     /* `job` is on the pool */
-	bool ready;		     /* initialised */
+	bool running; /* `job` is on the pool, or a submitter writes */
+	bool ready;   /* initialised */
 	struct vbd_pool_job job;
 	/* The work of one request, done synchronously on the lane's
 	 * job: 0 or -errno, which completes the request. */
@@ -28,8 +28,8 @@ int vbd_lane_init(struct vbd_lane *l, int (*run)(struct vbd_req *req));
 /* Only once nothing is queued (the vbd is idle).  A lane never
  * initialised, or destroyed already, is fine. */
 void vbd_lane_destroy(struct vbd_lane *l);
-/* Queue req (its `priv` becomes the lane's); it completes from the
- * lane's job. */
+/* Write req now, in this thread, if the lane is idle; else queue it
+ * (its `priv` becomes the lane's): it completes from the lane's job. */
 void vbd_lane_push(struct vbd_lane *l, struct vbd_req *req);
 
 #endif

@@ -190,8 +190,9 @@ int vbd_block_status(struct vbd *vbd, uint64_t offset, uint64_t len,
  *
  * Fill a vbd_req and hand it to vbd_submit.  `cb` is then called exactly
  * once with 0 or -errno, from an engine thread or from the submitting
- * thread before vbd_submit returns (requests that fail their checks, and
- * reads served at once from the page cache).  The
+ * thread before vbd_submit returns (requests that fail their checks,
+ * reads served at once from the page cache, and buffered writes done at
+ * once: vbd/lane.c).  The
  * request and its buffers belong to the vbd until `cb` runs.  Any number
  * of requests may be in flight, submitted from any number of threads.
  */
