@@ -26,11 +26,10 @@
  * depth 32 of a cached qcow2, 2 CPUs shared with other work, the same
  * load for both): server CPU per request 7-13 us -> 6-11 us, system
  * calls per request 2.1-2.6 -> 1.3-2.2, IOPS 10-25% higher.
-
  *
  * The same list holds the small replies that a completion batch
  * finishes (vbd_batch_defer: the io_uring reaper's batch of CQEs, a
- * qcow2 write lane's batch of writes) while the reader is not corked:
+ * write lane's batch of writes) while the reader is not corked:
  * the batch's thread sends them with one sendmsg when the batch ends,
  * instead of one per reply, each waking the client, whose wake-up
  * then preempts the thread that should go on writing.

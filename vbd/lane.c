@@ -17,27 +17,25 @@
  * The file system runs one buffered write to a file at a time anyway
  * (ext4 holds the inode lock across the copy).  So a write that finds
  * the lane idle (no job, nothing queued) is done right away in the
- * submitting thread, the cheapest way when writes come one at a time or
- * the client waits for their replies; one that finds the lane busy
- * waits in the vbd's own FIFO, and one pool job drains it: it goes on without
+ * submitting thread: the cheapest way when the client waits for its
+ * replies before it sends more.  One that finds the lane busy waits in
+ * the vbd's own FIFO, and one pool job drains it: it goes on without
  * sleeping while requests are queued, so a busy file costs no wake-up
  * per request, and it writes up to LANE_BATCH of them before it
  * completes them together, in one completion batch (vbd_batch_defer),
  * so that their replies leave in one burst (a client wakes once for
- * several).  Only what is already queued is batched: a lone request
- * completes as soon as it is written.
+ * several).  Only what is already queued is batched.
  *
  * Measured through `vstor serve --nbd` (fio, 4 KiB random writes at
- * depth 32, ext4, 2 CPUs, the image cached in 4 KiB pages): on an
- * allocated qcow2, 33-60k writes/s and 20-34 us of server CPU per write
- * against 30-32k and 48-51 us on the pool, 31-37k through io_uring and
- * 28k in the submitting thread; with completion batches, 10-19 us per
- * write and 42-51k writes/s, and with idle-lane writes done in the
- * submitting thread, 6-8 us and 80-88k.  With the image in large folios
- * (read in by readahead) the kernel's walk of each folio dominates, and
- * both ways make 13-18k.  The cost of the inline write: a write that
- * the kernel throttles (too much dirty data) holds up the submitting
- * thread, and whatever else it would have read or queued meanwhile.
+ * depth 32 on an allocated qcow2 on ext4, the image cached in 4 KiB
+ * pages, 2 CPUs shared with other work): the lane's job alone, 11-19 us
+ * of server CPU per write and 42-51k writes/s; with idle-lane writes
+ * done in the submitting thread, 5-8 us and 80-110k.  With the image in
+ * large folios (read in by readahead) the kernel's walk of each folio
+ * dominates, and both make 13-18k.  The cost of the inline write: a
+ * write that the kernel throttles (too much dirty data) holds up the
+ * submitting thread, and whatever else it would have read or queued
+ * meanwhile.
  */
 #include <errno.h>
 #include <stddef.h>
