@@ -11,6 +11,7 @@
 
 struct vbd;
 struct lvm_manifest;
+struct lvm_shell;
 
 /* The image of a point must be a qcow2 of its manifest's size and
  * cluster size whose backing file is the point below's image (`below`
@@ -47,7 +48,8 @@ int lvm_thin_delta_parse(const char *xml, size_t len, const char *what,
 
 /*
  * The backup's snapshot (backup-snap.c), with as few lvm runs as is
- * safe:
+ * safe, lvcreate and lvremove in the lvm shell `sh` when it is not NULL
+ * (lvm-priv.h):
  *  - take: lvcreate (cow_size 0: a thin snapshot), then *snap described
  *    from the new dm device (no attr), or by lvs when it does not look
  *    as expected;
@@ -56,11 +58,11 @@ int lvm_thin_delta_parse(const char *xml, size_t len, const char *what,
  *    snapshots hang on it; lvremove refuses an open LV itself;
  *  - valid: a classic snapshot whose exception store did not overflow.
  */
-int lvm_backup_snap_take(const struct lvm_lv *origin, const char *name,
-			 uint64_t cow_size, struct lvm_lv *snap,
-			 struct vs_error **errp);
-int lvm_backup_snap_drop(const char *vg, const char *name, const char *uuid,
-			 struct vs_error **errp);
+int lvm_backup_snap_take(struct lvm_shell *sh, const struct lvm_lv *origin,
+			 const char *name, uint64_t cow_size,
+			 struct lvm_lv *snap, struct vs_error **errp);
+int lvm_backup_snap_drop(struct lvm_shell *sh, const char *vg, const char *name,
+			 const char *uuid, struct vs_error **errp);
 int lvm_backup_snap_valid(const struct lvm_lv *snap, struct vs_error **errp);
 
 /*

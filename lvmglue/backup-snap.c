@@ -26,90 +26,12 @@
 #include "backup-priv.h"
 #include "lvm-priv.h"
 
-/* "LVM-" + the VG's uuid + the LV's uuid, 32 characters each, without
- * dashes: the dm uuid of a public LV (layers below add a suffix). */
-#define DM_UUID_PREFIX "LVM-"
-#define ID_LEN	       32u
-#define DM_UUID_LEN    (4u + 2u * ID_LEN)
-
-struct dm_dev {
-	dev_t rdev;
-	char name[256], uuid[256];
-	uint64_t sectors;
-};
-
-/* The dm device of a block device node: its name, uuid and size from
- * sysfs.  -ENOENT when the node is missing or not a dm device. */
-static int dm_dev_read(const char *node, struct dm_dev *d)
-{
-	char sys[96], num[32];
-	struct stat st;
-	uint64_t s = 0;
-
-	memset(d, 0, sizeof(*d));
-	if (stat(node, &st) < 0 || !S_ISBLK(st.st_mode))
-		return -ENOENT;
-	d->rdev = st.st_rdev;
-	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/name",
-		 major(st.st_rdev), minor(st.st_rdev));
-	if (lvm_sysfs_read(sys, d->name, sizeof(d->name)) < 0)
-		return -ENOENT;
-	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/dm/uuid",
-		 major(st.st_rdev), minor(st.st_rdev));
-	if (lvm_sysfs_read(sys, d->uuid, sizeof(d->uuid)) < 0)
-		return -ENOENT;
-	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/size",
-		 major(st.st_rdev), minor(st.st_rdev));
-	if (lvm_sysfs_read(sys, num, sizeof(num)) < 0 || !*num)
-		return -ENOENT;
-	/* The kernel's text, but checked like any input. */
-	for (const char *p = num; *p; p++) {
-		if (*p < '0' || *p > '9' || s > (UINT64_MAX / 512 - 9) / 10)
-			return -ERANGE;
-		s = s * 10 + (uint64_t)(*p - '0');
-	}
-	d->sectors = s;
-	return 0;
-}
-
+/* A public LV's dm uuid: "LVM-", the VG's id, the LV's id, no layer. */
 static bool public_lv_uuid(const char *uuid)
 {
-	return strlen(uuid) == DM_UUID_LEN && !strncmp(uuid, DM_UUID_PREFIX, 4);
-}
+	const char *layer;
 
-/* LVM prints ids as 6-4-4-4-4-4-6 groups with dashes. */
-static char *dashed_id(const char *id)
-{
-	static const unsigned groups[] = {6, 4, 4, 4, 4, 4, 6};
-	char *out = malloc(ID_LEN + VS_ARRAY_SIZE(groups)), *p = out;
-
-	if (!out)
-		return NULL;
-	for (size_t g = 0; g < VS_ARRAY_SIZE(groups); g++) {
-		if (g)
-			*p++ = '-';
-		memcpy(p, id, groups[g]);
-		p += groups[g];
-		id += groups[g];
-	}
-	*p = '\0';
-	return out;
-}
-
-/* Does the dashed LV uuid `lv_uuid` name the LV part of `dm_uuid`? */
-static bool same_lv(const char *dm_uuid, const char *lv_uuid)
-{
-	const char *id = dm_uuid + 4 + ID_LEN;
-	size_t n = 0;
-
-	for (const char *p = lv_uuid; *p; p++) {
-		if (*p == '-')
-			continue;
-		if (n >= ID_LEN || *p != id[n])
-			return false;
-		n++;
-	}
-	return n == ID_LEN;
+	return lvm_dm_uuid_split(uuid, NULL, NULL, &layer) == 0 && !*layer;
 }
 
 /*
@@ -124,25 +46,29 @@ static int snap_from_dm(const struct lvm_lv *origin, const char *name,
 {
 	autofree char *dm_path = lvm_dm_path(origin->vg, name);
 	autofree char *path = lvm_dev_path(origin->vg, name);
-	struct dm_dev d, o;
+	char vg_id[LVM_ID_LEN + 1], lv_id[LVM_ID_LEN + 1];
+	char ovg_id[LVM_ID_LEN + 1], olv_id[LVM_ID_LEN + 1];
+	struct lvm_dm_dev d, o;
 	struct stat st;
 	struct lvm_lv lv = {0};
 
 	if (!dm_path || !path)
 		return -ENOMEM;
-	if (dm_dev_read(dm_path, &d) < 0 || !origin->dm_path ||
-	    dm_dev_read(origin->dm_path, &o) < 0)
+	if (lvm_dm_dev_read(dm_path, &d) < 0 || !origin->dm_path ||
+	    lvm_dm_dev_read(origin->dm_path, &o) < 0)
 		return -ENOENT;
 	if (strcmp(d.name, dm_path + strlen("/dev/mapper/")) ||
-	    !public_lv_uuid(d.uuid) || !public_lv_uuid(o.uuid) ||
-	    strncmp(d.uuid, o.uuid, 4 + ID_LEN) ||
-	    !strcmp(d.uuid + 4 + ID_LEN, o.uuid + 4 + ID_LEN))
+	    !public_lv_uuid(d.uuid) || !public_lv_uuid(o.uuid))
+		return -ENOENT;
+	lvm_dm_uuid_split(d.uuid, vg_id, lv_id, NULL);
+	lvm_dm_uuid_split(o.uuid, ovg_id, olv_id, NULL);
+	if (strcmp(vg_id, ovg_id) || !strcmp(lv_id, olv_id))
 		return -ENOENT;
 	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != d.rdev)
 		return -ENOENT;
 	lv.vg = strdup(origin->vg);
 	lv.name = strdup(name);
-	lv.uuid = dashed_id(d.uuid + 4 + ID_LEN);
+	lv.uuid = lvm_dm_id_dashed(lv_id);
 	lv.path = vs_steal(&path);
 	lv.dm_path = vs_steal(&dm_path);
 	lv.origin = strdup(origin->name);
@@ -162,14 +88,14 @@ static int snap_from_dm(const struct lvm_lv *origin, const char *name,
 	return 0;
 }
 
-int lvm_backup_snap_take(const struct lvm_lv *origin, const char *name,
-			 uint64_t cow_size, struct lvm_lv *snap,
-			 struct vs_error **errp)
+int lvm_backup_snap_take(struct lvm_shell *sh, const struct lvm_lv *origin,
+			 const char *name, uint64_t cow_size,
+			 struct lvm_lv *snap, struct vs_error **errp)
 {
 	int ret;
 
 	memset(snap, 0, sizeof(*snap));
-	ret = lvm_snapshot_lvcreate(origin, name, cow_size, errp);
+	ret = lvm_snapshot_lvcreate(sh, origin, name, cow_size, errp);
 	if (ret < 0)
 		return ret;
 	if (snap_from_dm(origin, name, snap) == 0) {
@@ -248,24 +174,24 @@ static int drop_slow(const char *vg, const char *name, const char *uuid,
 	return lvm_lv_remove(vg, name, errp);
 }
 
-int lvm_backup_snap_drop(const char *vg, const char *name, const char *uuid,
-			 struct vs_error **errp)
+int lvm_backup_snap_drop(struct lvm_shell *sh, const char *vg, const char *name,
+			 const char *uuid, struct vs_error **errp)
 {
 	autofree char *dm_path = lvm_dm_path(vg, name);
 	autofree char *full = NULL;
-	struct dm_dev d;
+	struct lvm_dm_dev d;
 	bool classic = false;
 	int ret;
 
 	if (!dm_path || asprintf(&full, "%s/%s", vg, name) < 0)
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	/* An inactive or unexpected LV: lvs decides. */
-	if (dm_dev_read(dm_path, &d) < 0 ||
+	if (lvm_dm_dev_read(dm_path, &d) < 0 ||
 	    strcmp(d.name, dm_path + strlen("/dev/mapper/")) ||
 	    !public_lv_uuid(d.uuid) ||
 	    has_classic_snapshots(d.rdev, d.uuid, &classic) < 0)
 		return drop_slow(vg, name, uuid, errp);
-	if (uuid && !same_lv(d.uuid, uuid))
+	if (uuid && !lvm_dm_uuid_is_lv(d.uuid, uuid))
 		return 0; /* a namesake: not ours */
 	if (classic)
 		return vs_error_set(errp, EBUSY,
@@ -275,7 +201,7 @@ int lvm_backup_snap_drop(const char *vg, const char *name, const char *uuid,
 	/* lvremove itself refuses an LV that is open, so that check needs
 	 * no lvs run either. */
 	const char *args[] = {"lvremove", "--yes", "-q", full, NULL};
-	ret = lvm_run(args, NULL, errp);
+	ret = lvm_run_in(sh, args, errp);
 	if (ret < 0)
 		vs_error_prefix(errp, "cannot remove %s", full);
 	return ret;

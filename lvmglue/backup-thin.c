@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "backup-priv.h"
 #include "backup-walk.h"
+#include "lvm-priv.h"
 
 #define ERR_KEEP 2048u
 /* thin_delta prints a line per changed run; 256 MiB is millions of
@@ -399,71 +400,39 @@ static char *dm_name(const char *vg, const char *lv, const char *suffix)
 
 /*
  * The thin device id of the active thin LV whose dm name is `dm`, read
- * from its table ("thin POOL-DEV ID [EXTERNAL-ORIGIN]") through
- * libdevmapper, and its dm uuid ("LVM-" + VG uuid + LV uuid, without
- * dashes).  In-process: an lvs run costs a second or more on a busy
- * host, which would dwarf a small incremental backup.
+ * from its table through libdevmapper, and its dm uuid.  In-process: an
+ * lvs run costs a second or more on a busy host, which would dwarf a
+ * small incremental backup.
  */
 static int dm_thin_id(const char *dm, uint64_t *id, char **dm_uuid,
 		      struct vs_error **errp)
 {
-	struct dm_task *t = dm_task_create(DM_DEVICE_TABLE);
-	struct dm_info info;
-	uint64_t start, length;
-	char *type = NULL, *params = NULL;
-	const char *uuid, *sp;
-	void *next;
-	int ret = 0;
+	struct lvm_dm_table tb;
+	dev_t pool;
+	int ret = lvm_dm_table_one(dm, &tb);
 
-	if (!t)
+	if (ret == -ENOMEM)
 		return vs_error_set(errp, ENOMEM, "out of memory");
-	if (!dm_task_set_name(t, dm) || !dm_task_run(t) ||
-	    !dm_task_get_info(t, &info)) {
-		ret = vs_error_set(errp, EIO, "%s: cannot read its table", dm);
-		goto out;
-	}
-	if (!info.exists) {
-		ret = vs_error_set(errp, ENOENT, "%s: no such active device",
-				   dm);
-		goto out;
-	}
-	next = dm_get_next_target(t, NULL, &start, &length, &type, &params);
-	if (next || !type || strcmp(type, "thin") || !params) {
+	if (ret == -ENOENT)
+		return vs_error_set(errp, ENOENT, "%s: no such active device",
+				    dm);
+	if (ret == -EINVAL)
+		return vs_error_set(errp, EINVAL,
+				    "%s: not a single thin target", dm);
+	if (ret < 0)
+		return vs_error_set(errp, EIO, "%s: cannot read its table", dm);
+	if (strcmp(tb.type, "thin"))
 		ret = vs_error_set(errp, EINVAL,
 				   "%s: not a single thin target (%s)", dm,
-				   type ? type : "no table");
-		goto out;
-	}
-	/* The device id is the second word. */
-	sp = strchr(params, ' ');
-	if (!sp || parse_u64(sp + 1, strcspn(sp + 1, " "), id) < 0 ||
-	    *id > 0xffffff) { /* dm-thin ids have 24 bits */
+				   tb.type);
+	else if (lvm_dm_thin_params_parse(tb.params, &pool, id) < 0)
 		ret = vs_error_set(errp, EINVAL,
 				   "%s: thin table '%s' without a device id",
-				   dm, params);
-		goto out;
-	}
-	uuid = dm_task_get_uuid(t);
-	*dm_uuid = strdup(uuid ? uuid : "");
-	if (!*dm_uuid)
-		ret = vs_error_set(errp, ENOMEM, "out of memory");
-out:
-	dm_task_destroy(t);
+				   dm, tb.params);
+	else
+		*dm_uuid = vs_steal(&tb.uuid);
+	lvm_dm_table_clear(&tb);
 	return ret;
-}
-
-/* Does LVM's dm uuid end with the LV uuid `lv_uuid` (dashes dropped)? */
-static bool uuid_matches(const char *dm_uuid, const char *lv_uuid)
-{
-	char plain[128];
-	size_t n = 0, len;
-
-	for (const char *p = lv_uuid; *p && n < sizeof(plain) - 1; p++)
-		if (*p != '-')
-			plain[n++] = *p;
-	plain[n] = 0;
-	len = strlen(dm_uuid);
-	return n && len >= n && !strcmp(dm_uuid + len - n, plain);
 }
 
 /* The thin ids of OLD and NEW, and OLD checked to be the recorded LV. */
@@ -481,7 +450,7 @@ static int thin_ids(const struct lvm_lv *origin, const char *old,
 	if ((ret = dm_thin_id(d1, a, &u1, errp)) < 0 ||
 	    (ret = dm_thin_id(d2, b, &u2, errp)) < 0)
 		return ret;
-	if (!uuid_matches(u1, old_uuid))
+	if (!lvm_dm_uuid_is_lv(u1, old_uuid))
 		return vs_error_set(errp, ESTALE,
 				    "%s/%s is not the last backup's snapshot "
 				    "(its uuid changed)",

@@ -24,6 +24,7 @@
 #include "backup-walk.h"
 #include "backup.h"
 #include "checksum.h"
+#include "lvm-priv.h"
 #include "lvm.h"
 #include "manifest.h"
 
@@ -31,6 +32,7 @@
 
 struct bk {
 	const struct lvm_backup_opts *o;
+	struct lvm_shell *sh; /* lvcreate and lvremove; NULL: processes */
 	struct lvm_lv lv;
 	uint64_t nclusters;
 
@@ -313,7 +315,8 @@ static int take_snapshot(struct bk *b, struct vs_error **errp)
 		lvm_vg_clear(&vg);
 	}
 	b->snap_tried = true;
-	return lvm_backup_snap_take(&b->lv, b->snap_name, cow, &b->snap, errp);
+	return lvm_backup_snap_take(b->sh, &b->lv, b->snap_name, cow, &b->snap,
+				    errp);
 }
 
 /* Thin: the clusters thin_delta names since the last backup's snapshot,
@@ -345,9 +348,8 @@ static int plan_thin(struct bk *b, const char **method)
 	return 0;
 }
 
-static int open_images(struct bk *b, struct vs_error **errp)
+static int open_source(struct bk *b, struct vs_error **errp)
 {
-	autofree char *opts = NULL;
 	int ret;
 
 	ret = vbd_open_file(b->snap.path, "raw", VBD_O_RDONLY | VBD_O_SHARE,
@@ -359,6 +361,17 @@ static int open_images(struct bk *b, struct vs_error **errp)
 				    "%s: the snapshot is %" PRIu64
 				    " bytes, its origin %" PRIu64,
 				    b->snap.path, vbd_size(b->src), b->lv.size);
+	return 0;
+}
+
+/* The new image (NAME.qcow2.part), over the last one for an
+ * incremental.  Made before the snapshot: meanwhile the lvm shell starts
+ * up, and the chain of backing files is opened while nothing waits. */
+static int open_dest(struct bk *b, struct vs_error **errp)
+{
+	autofree char *opts = NULL;
+	int ret;
+
 	if (asprintf(&opts, "cluster_size=%u,compression_type=zstd%s%s%s",
 		     LVM_BACKUP_CLUSTER,
 		     b->incremental ? ",backing_fmt=qcow2,backing_file=" : "",
@@ -473,8 +486,8 @@ static int finish(struct bk *b, int ret, struct vs_error **errp)
 	}
 	/* The new snapshot goes unless it is a thin backup's new base. */
 	if (b->snap_tried && !(b->committed && b->lv.thin) &&
-	    lvm_backup_snap_drop(b->lv.vg, b->snap_name, b->snap.uuid, &err) <
-		    0) {
+	    lvm_backup_snap_drop(b->sh, b->lv.vg, b->snap_name, b->snap.uuid,
+				 &err) < 0) {
 		if (ret == 0)
 			ret = vs_error_set(errp, err->code,
 					   "%s/%s.json is complete, but %s",
@@ -490,7 +503,7 @@ static int finish(struct bk *b, int ret, struct vs_error **errp)
 	if (b->committed && b->lv.thin && b->have_last &&
 	    b->last.thin_snapshot &&
 	    strcmp(b->last.thin_snapshot, b->snap_name) &&
-	    lvm_backup_snap_drop(b->lv.vg, b->last.thin_snapshot,
+	    lvm_backup_snap_drop(b->sh, b->lv.vg, b->last.thin_snapshot,
 				 b->last.thin_snapshot_uuid, &err) < 0) {
 		vs_warn("the previous backup's snapshot %s/%s stays: %s",
 			b->lv.vg, b->last.thin_snapshot, vs_error_msg(err));
@@ -525,13 +538,34 @@ static int check_source(struct bk *b, struct vs_error **errp)
 	return 0;
 }
 
+/* The source: an active thin LV from its dm device (an lvs run costs
+ * about a second on a busy or emulated host, which is most of a small
+ * incremental backup's time), anything else, or a device that does not
+ * look exactly as LVM makes it, from lvs. */
+static int find_source(struct bk *b, struct vs_error **errp)
+{
+	autofree char *vg = NULL, *lv = NULL;
+	int ret = lvm_name_split(b->o->source, &vg, &lv, errp);
+
+	if (ret < 0)
+		return ret;
+	ret = lvm_thin_lv_from_dm(vg, lv, &b->lv);
+	if (ret == -ENOMEM)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	if (ret == 0) {
+		vs_debug("lvm", "%s/%s: described from its dm device", vg, lv);
+		return 0;
+	}
+	return lvm_lv_find(b->o->source, &b->lv, errp);
+}
+
 static int run(struct bk *b, struct lvm_backup_result *res,
 	       struct vs_error **errp)
 {
 	const char *method = "full";
 	int ret;
 
-	if ((ret = lvm_lv_find(b->o->source, &b->lv, errp)) < 0 ||
+	if ((ret = find_source(b, errp)) < 0 ||
 	    (ret = check_source(b, errp)) < 0 || (ret = find_last(b, errp)) < 0)
 		return ret;
 	if (b->o->incremental && !b->incremental)
@@ -553,7 +587,8 @@ static int run(struct bk *b, struct lvm_backup_result *res,
 		return vs_error_set(errp, ENOMEM, "out of memory");
 	if (b->o->cancel && *b->o->cancel)
 		return vs_error_set(errp, EINTR, "interrupted by a signal");
-	if ((ret = take_snapshot(b, errp)) < 0)
+	if ((ret = open_dest(b, errp)) < 0 ||
+	    (ret = take_snapshot(b, errp)) < 0)
 		return ret;
 	if (b->o->cancel && *b->o->cancel)
 		return vs_error_set(errp, EINTR, "interrupted by a signal");
@@ -563,7 +598,7 @@ static int run(struct bk *b, struct lvm_backup_result *res,
 		if (ret < 0)
 			return vs_error_set(errp, -ret, "out of memory");
 	}
-	if ((ret = open_images(b, errp)) < 0 || (ret = copy(b, errp)) < 0)
+	if ((ret = open_source(b, errp)) < 0 || (ret = copy(b, errp)) < 0)
 		return ret;
 	vbd_close(b->src);
 	b->src = NULL;
@@ -593,8 +628,12 @@ int lvm_backup(const struct lvm_backup_opts *o, struct lvm_backup_result *res,
 	ret = lock_dest(o->dest, &lockfd, errp);
 	if (ret < 0)
 		return ret;
+	/* First: lvm starts up (about a second on a busy or emulated host)
+	 * while the source and the last manifest are read. */
+	b.sh = lvm_shell_start();
 	ret = run(&b, res, errp);
 	ret = finish(&b, ret, errp);
+	lvm_shell_end(b.sh);
 	if (ret < 0)
 		lvm_backup_result_clear(res);
 	lvm_lv_clear(&b.lv);

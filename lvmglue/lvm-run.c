@@ -16,7 +16,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "lvm.h"
+#include "lvm-priv.h"
 
 /* Reports of thousands of LVs are a few MiB; anything larger is not
  * lvm talking to us. */
@@ -72,7 +72,7 @@ static int buf_append(struct buf *b, const char *p, size_t n)
 
 /* The lvm binary: from PATH, else where Debian puts it (a non-root PATH
  * often lacks /sbin). */
-static char *find_lvm(void)
+char *lvm_binary(void)
 {
 	static const char *const fallback[] = {"/usr/sbin", "/sbin"};
 	const char *path = getenv("PATH");
@@ -98,29 +98,49 @@ static char *find_lvm(void)
 	return found;
 }
 
+/* Does environ entry `e` set one of the "NAME=..." in `set`? */
+static bool env_overridden(const char *e, const char *const *set)
+{
+	for (size_t i = 0; set[i]; i++) {
+		size_t n = strcspn(set[i], "=") + 1;
+
+		if (!strncmp(e, set[i], n))
+			return true;
+	}
+	return false;
+}
+
 /*
  * The child's environment: ours, with LC_ALL=C (messages and number
- * formats we can read) and LVM_SUPPRESS_FD_WARNINGS (lvm complains about
- * inherited descriptors; the child closes them anyway).  Built before
- * fork: a threaded parent's child may only call async-signal-safe
- * functions.
+ * formats we can read), LVM_SUPPRESS_FD_WARNINGS (lvm complains about
+ * inherited descriptors; the child closes them anyway) and `extra`
+ * ("NAME=VALUE" strings, NULL-terminated, borrowed like environ's: they
+ * must outlive the array).  NULL when out of memory or given more than
+ * a dozen.  Built before fork: a threaded parent's child may only call
+ * async-signal-safe functions.
  */
-static char **child_env(void)
+char **lvm_child_env(const char *const *extra)
 {
-	size_t n = 0, k = 0;
+	const char *set[16] = {"LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1"};
+	size_t n = 0, k = 0, nset = 2;
 	char **env;
 
+	for (size_t i = 0; extra && extra[i]; i++) {
+		if (nset + 1 >= VS_ARRAY_SIZE(set))
+			return NULL;
+		set[nset++] = extra[i];
+	}
+	set[nset] = NULL;
 	while (environ && environ[n])
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + nset + 1, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LC_ALL=", 7) &&
-		    strncmp(environ[i], "LVM_SUPPRESS_FD_WARNINGS=", 25))
+		if (!env_overridden(environ[i], set))
 			env[k++] = environ[i];
-	env[k++] = "LC_ALL=C";
-	env[k++] = "LVM_SUPPRESS_FD_WARNINGS=1";
+	for (size_t i = 0; i < nset; i++)
+		env[k++] = (char *)set[i];
 	env[k] = NULL;
 	return env;
 }
@@ -180,7 +200,7 @@ static int drain(int out_fd, int err_fd, struct buf *out, struct buf *err)
 /* lvm's stderr as one line for an error message: its lines trimmed and
  * joined with "; ", WARNING lines left out when there is anything
  * else. */
-static char *summarize_stderr(const char *text)
+char *lvm_stderr_summary(const char *text)
 {
 	struct buf s = {.max = LVM_ERR_MAX, .keep_tail = true};
 	bool have_plain = false;
@@ -252,13 +272,13 @@ int lvm_run(const char *const *args, char **out, struct vs_error **err)
 	argv[0] = "lvm";
 	memcpy(argv + 1, args, (n + 1) * sizeof(*args));
 	what = describe_args(args);
-	lvm = find_lvm();
+	lvm = lvm_binary();
 	if (!lvm)
 		return vs_error_set(err, ENOENT,
 				    "%s: the lvm command is not installed "
 				    "(Debian package lvm2)",
 				    what ? what : "lvm");
-	env = child_env();
+	env = lvm_child_env(NULL);
 	if (!env)
 		return vs_error_set(err, ENOMEM, "out of memory");
 	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
@@ -288,7 +308,7 @@ int lvm_run(const char *const *args, char **out, struct vs_error **err)
 					 what);
 		goto out_close;
 	}
-	msg = summarize_stderr(serr.data);
+	msg = lvm_stderr_summary(serr.data);
 	if (WIFSIGNALED(status)) {
 		ret = vs_error_set(err, EIO, "%s: killed by signal %d%s%s",
 				   what, WTERMSIG(status), msg ? ": " : "",

@@ -341,8 +341,9 @@ int lvm_lv_create(const char *vg, const char *name, uint64_t size,
 	return 0;
 }
 
-int lvm_snapshot_lvcreate(const struct lvm_lv *origin, const char *name,
-			  uint64_t cow_size, struct vs_error **err)
+int lvm_snapshot_lvcreate(struct lvm_shell *sh, const struct lvm_lv *origin,
+			  const char *name, uint64_t cow_size,
+			  struct vs_error **err)
 {
 	autofree char *src = NULL, *full = NULL;
 	char sz[32];
@@ -376,7 +377,7 @@ int lvm_snapshot_lvcreate(const struct lvm_lv *origin, const char *name,
 				      name,
 				      src,
 				      NULL};
-		ret = lvm_run(args, NULL, err);
+		ret = lvm_run_in(sh, args, err);
 	} else {
 		if (size_arg(sz, sizeof(sz), cow_size) < 0)
 			return vs_error_set(err, EINVAL,
@@ -386,7 +387,7 @@ int lvm_snapshot_lvcreate(const struct lvm_lv *origin, const char *name,
 		const char *args[] = {"lvcreate",   "--yes", "-q", "-s",
 				      "--activate", "y",     "-L", sz,
 				      "-n",	    name,    src,  NULL};
-		ret = lvm_run(args, NULL, err);
+		ret = lvm_run_in(sh, args, err);
 	}
 	if (ret < 0)
 		vs_error_prefix(err, "cannot snapshot %s as %s", src, full);
@@ -438,7 +439,7 @@ int lvm_snapshot_create(const struct lvm_lv *origin, const char *name,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = lvm_snapshot_lvcreate(origin, name, cow_size, err);
+	ret = lvm_snapshot_lvcreate(NULL, origin, name, cow_size, err);
 	if (ret < 0)
 		return ret;
 	return lvm_snapshot_describe(origin, name, out, err);

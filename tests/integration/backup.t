@@ -27,7 +27,9 @@
 # image; restoring every point into a raw file gives the recorded
 # checksum and qemu-img compare finds it identical to the backup; one
 # point restored into an LV full of garbage and one as qcow2; backup
-# verify accepts the chains and names the cluster of a corrupted copy; a
+# verify accepts the chains and names the cluster of a corrupted copy;
+# the thin incremental found its LV without lvs and ran lvcreate and
+# lvremove in one lvm shell (its -D lvm output); a
 # backup into a full destination fails, leaves no new snapshot (lvs) and
 # no file claiming to be a backup; a backup stopped by SIGTERM the same.
 #
@@ -41,7 +43,7 @@ vm_requires
 requires "$VSTOR" qemu-img qemu-io python3 lvm dmsetup thin_delta setsid \
 	mkfs.ext4 blkdiscard
 
-NCHECKS=78
+NCHECKS=80
 plan $((NCHECKS + 1))
 
 truncate -s 1G "$T/pv.img"
@@ -141,16 +143,23 @@ stop_writer() {
 	done
 	die "the writer does not stop"
 }
-holds_dm() { ls -l /proc/"$1"/fd 2>/dev/null | grep -q -e ' /dev/dm-' -e ' /dev/mapper/'; }
+# A dm device, not device-mapper's control node (which the source's
+# lookup may open before the snapshot exists).
+holds_dm() {
+	ls -l /proc/"$1"/fd 2>/dev/null | grep -v ' /dev/mapper/control$' |
+		grep -q -e ' /dev/dm-' -e ' /dev/mapper/'
+}
 
 # point LV K [OPTIONS]: one backup at a recorded point.
 declare -A MAN
+DBG=
 point() {
 	local lv=$1 k=$2 bp rc=0
 	shift 2
 	stop_writer "${PG[$lv]}"
 	dd if=/dev/vgb/$lv of="$W/$lv.$k.img" iflag=direct bs=1M conv=sparse status=none
-	"$V" backup "$@" vgb/$lv "$D" >"$W/out" 2>"$W/err" &
+	# shellcheck disable=SC2086 # DBG: options, or nothing
+	"$V" $DBG backup "$@" vgb/$lv "$D" >"$W/out" 2>"$W/err" &
 	bp=$!
 	while kill -0 $bp 2>/dev/null && ! holds_dm $bp; do sleep 0.02; done
 	kill -CONT -- -"${PG[$lv]}"
@@ -181,10 +190,23 @@ for lv in cl th; do
 	sleep 2
 	point $lv 1 -i -p
 	sleep 2
+	# The thin one says how it ran lvm: none for the source (its dm
+	# device), one shell for lvcreate and lvremove.
+	DBG=
+	[ $lv = th ] && DBG="-D lvm"
 	point $lv 2 --incremental
+	DBG=
+	cp "$W/err" "$W/$lv.2.err"
 	kill -KILL -- -"${PG[$lv]}"
 	wait "${PG[$lv]}" 2>/dev/null
 done
+check "th: the incremental described the thin LV from its dm device" \
+	grep -q "vgb/th: described from its dm device" "$W/th.2.err"
+check "th: it ran lvm twice, lvcreate and lvremove, both in one lvm shell" \
+	sh -c "test \$(grep -c 'running lvm' '$W/th.2.err') = 2 &&
+		test \$(grep -c -e 'running lvm lvcreate (in the lvm shell)' \
+			-e 'running lvm lvremove (in the lvm shell)' '$W/th.2.err') = 2 &&
+		test \$(grep -c 'started the lvm shell' '$W/th.2.err') = 1"
 
 for lv in cl th; do
 	m0=${MAN[$lv.0]}
