@@ -94,8 +94,10 @@ static int build_sectors(struct vhd *s, uint64_t off, uint32_t in, size_t n,
 	return 0;
 }
 
+/* A new block for sectors [s0, s1) of block idx, whose bytes are
+ * iov[0..iovcnt). */
 static int alloc_block(struct vhd *s, uint32_t idx, uint32_t s0, uint32_t s1,
-		       const uint8_t *data)
+		       const struct iovec *iov, int iovcnt)
 {
 	uint64_t at = s->next_block;
 	uint64_t span = (uint64_t)s->bitmap_size + s->block_size;
@@ -117,9 +119,9 @@ static int alloc_block(struct vhd *s, uint32_t idx, uint32_t s0, uint32_t s1,
 	s->next_block = at + span;
 	ret = vhd_file_write(s, at, bitmap, s->bitmap_size);
 	if (ret == 0)
-		ret = vhd_file_write(
-			s, at + s->bitmap_size + (uint64_t)s0 * VHD_SECTOR,
-			data, (size_t)(s1 - s0) * VHD_SECTOR);
+		ret = vhd_file_writev(
+			s, at + s->bitmap_size + (uint64_t)s0 * VHD_SECTOR, iov,
+			iovcnt);
 	if (ret == 0)
 		ret = write_footer(s, at + span);
 	if (ret < 0)
@@ -163,7 +165,8 @@ static int write_partial(struct vhd *s, uint32_t idx, uint32_t entry,
 }
 
 static int write_slow(struct vhd *s, uint64_t off, size_t n,
-		      const struct iovec *iov, int iovcnt, size_t skip)
+		      const struct iovec *iov, int iovcnt, size_t skip,
+		      struct iovec *tmp)
 {
 	uint32_t idx = (uint32_t)(off / s->block_size);
 	uint32_t in = (uint32_t)(off % s->block_size);
@@ -177,14 +180,28 @@ static int write_slow(struct vhd *s, uint64_t off, size_t n,
 
 	if (!bitmap)
 		return -ENOMEM;
-	ret = build_sectors(s, off, in, n, iov, iovcnt, skip, &data);
-	if (ret < 0)
-		return ret;
+	/* Under wlock: no other writer allocates meanwhile. */
 	pthread_mutex_lock(&s->lock);
 	entry = s->bat[idx];
 	pthread_mutex_unlock(&s->lock);
-	if (entry == VHD_BAT_UNUSED)
-		return alloc_block(s, idx, s0, s1, data);
+	if (entry == VHD_BAT_UNUSED && in % VHD_SECTOR == 0 &&
+	    n % VHD_SECTOR == 0) {
+		/* Whole sectors into a new block (what convert writes):
+		 * straight from the caller's buffers, not copied. */
+		int cnt = vs_iov_slice(tmp, iovcnt, iov, iovcnt, skip, n);
+
+		if (cnt < 0)
+			return -EIO;
+		return alloc_block(s, idx, s0, s1, tmp, cnt);
+	}
+	ret = build_sectors(s, off, in, n, iov, iovcnt, skip, &data);
+	if (ret < 0)
+		return ret;
+	if (entry == VHD_BAT_UNUSED) {
+		struct iovec one = {data, (size_t)(s1 - s0) * VHD_SECTOR};
+
+		return alloc_block(s, idx, s0, s1, &one, 1);
+	}
 	ret = vhd_block_state(s, idx, bitmap, &st);
 	if (ret < 0)
 		return ret;
@@ -218,7 +235,7 @@ static int write_block(struct vhd *s, uint64_t off, size_t n,
 			tmp, cnt);
 	}
 	pthread_mutex_lock(&s->wlock);
-	ret = write_slow(s, off, n, iov, iovcnt, skip);
+	ret = write_slow(s, off, n, iov, iovcnt, skip, tmp);
 	pthread_mutex_unlock(&s->wlock);
 	return ret;
 }
