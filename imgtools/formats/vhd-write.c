@@ -264,6 +264,106 @@ int vhd_pwritev(struct vbd *vbd, uint64_t offset, const struct iovec *iov,
 	return ret;
 }
 
+/* One new block's bytes from fd through a buffer, where the kernel
+ * would not copy them (a target on another file system). */
+static int copy_buffered(struct vhd *s, uint64_t at, uint64_t len, int fd,
+			 uint64_t fd_off)
+{
+	autofree uint8_t *buf = malloc((size_t)len);
+	size_t got = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, (size_t)len - got,
+				  (off_t)(fd_off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* Past the end of fd: zeros. */
+			memset(buf + got, 0, (size_t)len - got);
+			break;
+		}
+		got += (size_t)n;
+	}
+	return vhd_file_write(s, at, buf, (size_t)len);
+}
+
+/*
+ * vbd_copy_from_fd: whole blocks that hold nothing yet get new blocks,
+ * filled by the kernel straight from `fd` (convert from a raw file: no
+ * copy through our buffers); a fixed image is its file's business.
+ * Anything else (an allocated block, a part of one, a differencing
+ * image) is -ENOTSUP before anything changes, and the caller writes it
+ * the ordinary way.  Blocks are laid out as alloc_block lays them out;
+ * the footer goes first, so that the copy lands inside the host file.
+ */
+int vhd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		     uint64_t fd_off)
+{
+	struct vhd *s = vbd->opaque;
+	uint64_t bs, span, done;
+	int ret = 0;
+
+	if (s->f.type == VHD_FIXED)
+		return vbd_copy_from_fd(s->file, offset, len, fd, fd_off);
+	bs = s->block_size;
+	span = (uint64_t)s->bitmap_size + bs;
+	if (s->parent || offset % bs ||
+	    (len % bs && offset + len != s->f.virtual_size) || len % VHD_SECTOR)
+		return -ENOTSUP;
+	pthread_mutex_lock(&s->wlock);
+	pthread_mutex_lock(&s->lock);
+	for (done = 0; done < len; done += bs)
+		if (s->bat[(offset + done) / bs] != VHD_BAT_UNUSED)
+			ret = -ENOTSUP;
+	pthread_mutex_unlock(&s->lock);
+	for (done = 0; done < len && ret == 0; done += bs) {
+		uint64_t at = s->next_block, n = VS_MIN(bs, len - done);
+		uint32_t idx = (uint32_t)((offset + done) / bs);
+		autofree uint8_t *bitmap = malloc(s->bitmap_size);
+
+		if (!bitmap) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (at / VHD_SECTOR >= VHD_BAT_UNUSED) {
+			ret = -EFBIG; /* BAT entries are 32-bit sectors */
+			break;
+		}
+		memset(bitmap, 0xff, s->bitmap_size);
+		/* Spent whatever happens now, as in alloc_block. */
+		s->next_block = at + span;
+		ret = vhd_file_write(s, at, bitmap, s->bitmap_size);
+		if (ret == 0)
+			ret = write_footer(s, at + span);
+		if (ret == 0 && !s->fd_copy_off) {
+			ret = vbd_copy_from_fd(s->file, at + s->bitmap_size, n,
+					       fd, fd_off + done);
+			if (ret == -ENOTSUP)
+				s->fd_copy_off = true;
+		}
+		if (s->fd_copy_off && (ret == 0 || ret == -ENOTSUP))
+			ret = copy_buffered(s, at + s->bitmap_size, n, fd,
+					    fd_off + done);
+		if (ret < 0)
+			break;
+		/* The entry reaches the file at the next flush, after the
+		 * data. */
+		pthread_mutex_lock(&s->lock);
+		s->bat[idx] = (uint32_t)(at / VHD_SECTOR);
+		s->state[idx] = VHD_BS_FULL;
+		pthread_mutex_unlock(&s->lock);
+		s->bat_dirty[idx / VHD_BAT_PER_SECTOR] = 1;
+		s->any_dirty = true;
+	}
+	pthread_mutex_unlock(&s->wlock);
+	return ret;
+}
+
 /*
  * Blocks that no write has reached read as zeros in a dynamic image, so
  * zeroing them is free; elsewhere (allocated blocks, a parent's data

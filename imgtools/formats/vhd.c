@@ -580,6 +580,7 @@ const struct vbd_driver vbd_driver_vpc = {
 	.pwritev = vhd_pwritev,
 	.flush = vhd_flush,
 	.write_zeroes = vhd_write_zeroes,
+	.copy_from_fd = vhd_copy_from_fd,
 	.discard = vhd_discard,
 	.block_status = vhd_block_status,
 	.get_info = vhd_get_info,

@@ -137,6 +137,7 @@ struct vhd {
 	bool any_dirty;	      /* bat_dirty has a set byte (wlock) */
 
 	bool writable;
+	bool fd_copy_off;      /* the host file refused a kernel copy (wlock) */
 	pthread_mutex_t lock;  /* bat and state, held briefly */
 	pthread_mutex_t wlock; /* writers that allocate or set bits */
 	char *parent_path;     /* where the parent was found */
@@ -217,6 +218,8 @@ int vhd_flush_image(struct vhd *s);
 int vhd_discard(struct vbd *vbd, uint64_t offset, uint64_t len);
 int vhd_write_zeroes(struct vbd *vbd, uint64_t offset, uint64_t len,
 		     unsigned flags);
+int vhd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
+		     uint64_t fd_off);
 
 /* vhd-create.c */
 int vhd_create(const char *path, uint64_t size, const char *options,
