@@ -21,7 +21,7 @@
 
 requires qemu-img qemu-io python3 cmp "$VSTOR" "$VBD_IO"
 
-plan 97
+plan 101
 
 # A raw file of SIZE bytes, seeded random data and holes.
 pattern() {
@@ -353,3 +353,21 @@ PY
 		not_ok "creator '$app'" "vstor $(vsize "$T/a.vhd"), qemu $(qsize "$T/a.vhd")"
 	fi
 done
+
+# convert from a raw file fills new dynamic blocks by copy_file_range
+# (vhd_copy_from_fd); from another file system (a tmpfs source, where
+# the kernel refuses with EXDEV) through a buffer instead.  Both read
+# back as the source.
+head -c $((5 << 20)) /dev/urandom >"$T/k.raw" || die "cannot write k.raw"
+truncate -s 8M "$T/k.raw"
+run_ok "raw -> vpc by kernel copies" "$VSTOR" img convert -f raw -O vpc \
+	"$T/k.raw" "$T/k.vhd"
+run_ok "raw -> vpc by kernel copies: reads as the source" \
+	qemu-img compare -q -f raw -F vpc "$T/k.raw" "$T/k.vhd"
+shm=$(mktemp -d /dev/shm/vstor-test.XXXXXX 2>/dev/null) || shm=$T
+cp "$T/k.raw" "$shm/k.raw"
+run_ok "raw on $(stat -f -c %T "$shm") -> vpc" "$VSTOR" img convert -f raw \
+	-O vpc "$shm/k.raw" "$T/k2.vhd"
+run_ok "raw on $(stat -f -c %T "$shm") -> vpc: reads as the source" \
+	qemu-img compare -q -f raw -F vpc "$T/k.raw" "$T/k2.vhd"
+[ "$shm" = "$T" ] || rm -rf "$shm"
