@@ -94,22 +94,25 @@ static int build_sectors(struct vhd *s, uint64_t off, uint32_t in, size_t n,
 	return 0;
 }
 
-/* A new block for sectors [s0, s1) of block idx, whose bytes are
- * iov[0..iovcnt). */
-static int alloc_block(struct vhd *s, uint32_t idx, uint32_t s0, uint32_t s1,
-		       const struct iovec *iov, int iovcnt)
+/*
+ * Space for a new block at the file's end, for sectors [s0, s1) of it
+ * (all of them when `full`): its bitmap and the footer after it are
+ * written, the data is the caller's, and block_commit then points the
+ * BAT at it.  The footer goes first, so that a kernel copy of the data
+ * lands inside the host file.
+ */
+static int block_start(struct vhd *s, bool full, uint32_t s0, uint32_t s1,
+		       uint64_t *atp)
 {
 	uint64_t at = s->next_block;
 	uint64_t span = (uint64_t)s->bitmap_size + s->block_size;
 	autofree uint8_t *bitmap = calloc(1, s->bitmap_size);
-	bool full;
 	int ret;
 
 	if (!bitmap)
 		return -ENOMEM;
 	if (at / VHD_SECTOR >= VHD_BAT_UNUSED)
 		return -EFBIG; /* BAT entries are 32-bit sector numbers */
-	full = !s->parent || (s0 == 0 && s1 == s->block_sectors);
 	if (full)
 		memset(bitmap, 0xff, s->bitmap_size);
 	else
@@ -119,20 +122,39 @@ static int alloc_block(struct vhd *s, uint32_t idx, uint32_t s0, uint32_t s1,
 	s->next_block = at + span;
 	ret = vhd_file_write(s, at, bitmap, s->bitmap_size);
 	if (ret == 0)
-		ret = vhd_file_writev(
-			s, at + s->bitmap_size + (uint64_t)s0 * VHD_SECTOR, iov,
-			iovcnt);
-	if (ret == 0)
 		ret = write_footer(s, at + span);
-	if (ret < 0)
-		return ret;
-	/* The entry reaches the file at the next flush, after the data. */
+	*atp = at;
+	return ret;
+}
+
+/* The block's data is written: the entry reaches the file at the next
+ * flush, after the data. */
+static void block_commit(struct vhd *s, uint32_t idx, uint64_t at, bool full)
+{
 	pthread_mutex_lock(&s->lock);
 	s->bat[idx] = (uint32_t)(at / VHD_SECTOR);
 	s->state[idx] = full ? VHD_BS_FULL : VHD_BS_PARTIAL;
 	pthread_mutex_unlock(&s->lock);
 	s->bat_dirty[idx / VHD_BAT_PER_SECTOR] = 1;
 	s->any_dirty = true;
+}
+
+/* A new block for sectors [s0, s1) of block idx, whose bytes are
+ * iov[0..iovcnt). */
+static int alloc_block(struct vhd *s, uint32_t idx, uint32_t s0, uint32_t s1,
+		       const struct iovec *iov, int iovcnt)
+{
+	bool full = !s->parent || (s0 == 0 && s1 == s->block_sectors);
+	uint64_t at;
+	int ret = block_start(s, full, s0, s1, &at);
+
+	if (ret == 0)
+		ret = vhd_file_writev(
+			s, at + s->bitmap_size + (uint64_t)s0 * VHD_SECTOR, iov,
+			iovcnt);
+	if (ret < 0)
+		return ret;
+	block_commit(s, idx, at, full);
 	return 0;
 }
 
@@ -298,20 +320,19 @@ static int copy_buffered(struct vhd *s, uint64_t at, uint64_t len, int fd,
  * copy through our buffers); a fixed image is its file's business.
  * Anything else (an allocated block, a part of one, a differencing
  * image) is -ENOTSUP before anything changes, and the caller writes it
- * the ordinary way.  Blocks are laid out as alloc_block lays them out;
- * the footer goes first, so that the copy lands inside the host file.
+ * the ordinary way.  Blocks are laid out by block_start, as every
+ * new block is.
  */
 int vhd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
 		     uint64_t fd_off)
 {
 	struct vhd *s = vbd->opaque;
-	uint64_t bs, span, done;
+	uint64_t bs, done;
 	int ret = 0;
 
 	if (s->f.type == VHD_FIXED)
 		return vbd_copy_from_fd(s->file, offset, len, fd, fd_off);
 	bs = s->block_size;
-	span = (uint64_t)s->bitmap_size + bs;
 	if (s->parent || offset % bs ||
 	    (len % bs && offset + len != s->f.virtual_size) || len % VHD_SECTOR)
 		return -ENOTSUP;
@@ -322,24 +343,10 @@ int vhd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
 			ret = -ENOTSUP;
 	pthread_mutex_unlock(&s->lock);
 	for (done = 0; done < len && ret == 0; done += bs) {
-		uint64_t at = s->next_block, n = VS_MIN(bs, len - done);
+		uint64_t at, n = VS_MIN(bs, len - done);
 		uint32_t idx = (uint32_t)((offset + done) / bs);
-		autofree uint8_t *bitmap = malloc(s->bitmap_size);
 
-		if (!bitmap) {
-			ret = -ENOMEM;
-			break;
-		}
-		if (at / VHD_SECTOR >= VHD_BAT_UNUSED) {
-			ret = -EFBIG; /* BAT entries are 32-bit sectors */
-			break;
-		}
-		memset(bitmap, 0xff, s->bitmap_size);
-		/* Spent whatever happens now, as in alloc_block. */
-		s->next_block = at + span;
-		ret = vhd_file_write(s, at, bitmap, s->bitmap_size);
-		if (ret == 0)
-			ret = write_footer(s, at + span);
+		ret = block_start(s, true, 0, s->block_sectors, &at);
 		if (ret == 0 && !s->fd_copy_off) {
 			ret = vbd_copy_from_fd(s->file, at + s->bitmap_size, n,
 					       fd, fd_off + done);
@@ -351,14 +358,7 @@ int vhd_copy_from_fd(struct vbd *vbd, uint64_t offset, uint64_t len, int fd,
 					    fd_off + done);
 		if (ret < 0)
 			break;
-		/* The entry reaches the file at the next flush, after the
-		 * data. */
-		pthread_mutex_lock(&s->lock);
-		s->bat[idx] = (uint32_t)(at / VHD_SECTOR);
-		s->state[idx] = VHD_BS_FULL;
-		pthread_mutex_unlock(&s->lock);
-		s->bat_dirty[idx / VHD_BAT_PER_SECTOR] = 1;
-		s->any_dirty = true;
+		block_commit(s, idx, at, true);
 	}
 	pthread_mutex_unlock(&s->wlock);
 	return ret;
