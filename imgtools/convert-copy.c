@@ -58,7 +58,8 @@ static void fail_locked(struct cv *cv, int ret, struct vs_error *err)
 	} else {
 		vs_error_free(err);
 	}
-	pthread_cond_broadcast(&cv->turn);
+	for (unsigned i = 0; i < cv->nturns; i++)
+		pthread_cond_broadcast(&cv->turns[i]);
 }
 
 static void fail(struct cv *cv, int ret, struct vs_error *err)
@@ -306,7 +307,7 @@ static bool wait_turn(struct cv *cv, const struct cv_item *it)
 		return true;
 	pthread_mutex_lock(&cv->lock);
 	while (!cv->ret && cv->next_write != it->seq)
-		pthread_cond_wait(&cv->turn, &cv->lock);
+		pthread_cond_wait(&cv->turns[it->seq % cv->nturns], &cv->lock);
 	go = !cv->ret;
 	pthread_mutex_unlock(&cv->lock);
 	return go;
@@ -319,7 +320,7 @@ static void item_done(struct cv *cv, const struct cv_item *it)
 	cv->done += it->len;
 	if (cv->o->progress)
 		cv->o->progress(cv->done, cv->total, cv->o->opaque);
-	pthread_cond_broadcast(&cv->turn);
+	pthread_cond_signal(&cv->turns[cv->next_write % cv->nturns]);
 	pthread_mutex_unlock(&cv->lock);
 }
 
@@ -455,10 +456,15 @@ int cv_copy(struct cv *cv)
 	unsigned n = cv->o->parallel ? cv->o->parallel : 1, started = 0;
 	autofree struct wk *w = calloc(n, sizeof(*w));
 	autofree pthread_t *tid = calloc(n, sizeof(*tid));
+	autofree pthread_cond_t *turns = calloc(n, sizeof(*turns));
 	int ret = 0;
 
-	if (!w || !tid)
+	if (!w || !tid || !turns)
 		return vs_error_set(&cv->err, ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n; i++)
+		pthread_cond_init(&turns[i], NULL);
+	cv->turns = turns;
+	cv->nturns = n;
 	for (unsigned i = 0; i < n && ret == 0; i++) {
 		ret = wk_init(&w[i], cv);
 		if (ret == 0)
@@ -474,7 +480,11 @@ int cv_copy(struct cv *cv)
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		wk_free(&w[i]);
+		pthread_cond_destroy(&turns[i]);
+	}
+	cv->turns = NULL;
+	cv->nturns = 0;
 	return cv->ret;
 }

@@ -53,9 +53,14 @@ struct cv {
 	pthread_mutex_t kick_lock;
 	uint64_t push_mark[2], dropped_to;
 
-	/* Under lock: the plan, the write turn, errors and progress. */
+	/* Under lock: the plan, the write turn, errors and progress.  A
+	 * worker waiting for item seq's turn waits on turns[seq % nturns]
+	 * (one per worker, set up by cv_copy): the items in hand are the
+	 * nturns or fewer from next_write on, so each waits on its own,
+	 * and a turn wakes one worker, not all. */
 	pthread_mutex_t lock;
-	pthread_cond_t turn;
+	pthread_cond_t *turns;
+	unsigned nturns;
 	uint64_t next_write; /* the seq whose turn it is */
 	int ret;	     /* the first error, 0 while all goes well */
 	struct vs_error *err;

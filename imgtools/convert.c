@@ -374,7 +374,6 @@ static void cv_close(struct cv *cv)
 	free(cv->src);
 	pthread_mutex_destroy(&cv->lock);
 	pthread_mutex_destroy(&cv->kick_lock);
-	pthread_cond_destroy(&cv->turn);
 }
 
 static int run(struct cv *cv, bool *created, struct vs_error **errp)
@@ -437,7 +436,6 @@ int img_convert(const struct img_convert_opts *o, struct vs_error **errp)
 		return ret;
 	pthread_mutex_init(&cv.lock, NULL);
 	pthread_mutex_init(&cv.kick_lock, NULL);
-	pthread_cond_init(&cv.turn, NULL);
 	ret = run(&cv, &created, errp);
 	cv_close(&cv);
 	vs_error_free(cv.err);
