@@ -7,8 +7,10 @@
 # tools run the same conversion with the same options, targets in the
 # same directory, alternating who goes first, BENCH_ROUNDS times each;
 # the median counts.  Prints, per conversion, both times, the ratio
-# qemu-img time / vstor time (above 1.0 means vstor is faster) and both
-# output sizes.  See bench/README.md.
+# qemu-img time / vstor time (above 1.0 means vstor is faster), the
+# seconds the disk under the targets was busy during each tool's runs
+# (median), and both output sizes; then each run's time.  See
+# bench/README.md.
 #
 # Fairness:
 #   - The source is read once before every run, so both tools read it
@@ -104,15 +106,34 @@ has_driver() {
 	return $rc
 }
 
+# The disk under the targets, for the time it was busy during each run:
+# io_ticks, the 10th field of /sys/class/block/DEV/stat, counts the
+# milliseconds the device had a request in flight.  Both tools write the
+# same bytes (the size column), so a tool whose run takes little more
+# than its disk-busy time is waiting for the disk, not for itself.
+# Unknown (a tmpfs, a network file system): printed as "-".
+disk_stat=
+dev=$(findmnt -n -o SOURCE --target "$dir" 2>/dev/null || true)
+if [ -b "$dev" ]; then
+	dev=$(basename "$(readlink -f "$dev")")
+	[ -r "/sys/class/block/$dev/stat" ] &&
+		disk_stat=/sys/class/block/$dev/stat
+fi
+busy_ms() {
+	awk '{ print $10 }' "$disk_stat"
+}
+
 # time_one TOOL SRC TARGET ARGS...: seconds for one conversion plus the
-# fsync that makes its target durable.
+# fsync that makes its target durable, and the seconds the disk was busy
+# meanwhile ("-" when unknown).
 time_one() {
-	local tool=$1 in=$2 out=$3 t0 t1
+	local tool=$1 in=$2 out=$3 t0 t1 b0=0 b1=0
 	shift 3
 
 	rm -f "$out"
 	cat "$in" >/dev/null
 	sync -f "$dir"
+	[ -z "$disk_stat" ] || b0=$(busy_ms)
 	t0=$(now)
 	if [ "$tool" = qemu ]; then
 		"$QEMU_IMG" convert "$@" "$in" "$out" ||
@@ -123,13 +144,28 @@ time_one() {
 	fi
 	sync "$out"
 	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+	[ -z "$disk_stat" ] || b1=$(busy_ms)
+	awk -v a="$t0" -v b="$t1" -v d="$((b1 - b0))" -v k="$disk_stat" \
+		'BEGIN { printf "%.3f %s", b - a, k == "" ? "-" : d / 1000 }'
 }
 
 row() {
-	printf '%-22s %9s %9s %6s %12s %12s %7s\n' "$@"
+	printf '%-22s %9s %9s %6s %7s %7s %12s %12s %7s\n' "$@"
 }
 line=0
+
+# med_field N "SECS BUSY"...: the median of field N, or "-".
+med_field() {
+	local n=$1 vals
+	shift
+	vals=$(printf '%s\n' "$@" | awk -v n="$n" '$n != "-" { print $n }')
+	if [ -n "$vals" ]; then
+		# shellcheck disable=SC2086 # one number per word
+		median $vals | awk '{ printf "%.3f", $1 }'
+	else
+		echo -
+	fi
+}
 
 # measure ROUNDS NAME SRC TARGET-EXT ARGS...: one line of the table.
 measure() {
@@ -151,15 +187,20 @@ measure() {
 		fi
 	done
 	line=$((line + 1))
-	v=$(median "${vs[@]}")
-	q=$(median "${qs[@]}")
+	v=$(med_field 1 "${vs[@]}")
+	q=$(med_field 1 "${qs[@]}")
 	vsize=$(stat -c %s "$dir/v.$ext")
 	qsize=$(stat -c %s "$dir/q.$ext")
-	row "$name" "$v" "$q" "$(ratio "$q" "$v")" "$vsize" "$qsize" \
+	row "$name" "$v" "$q" "$(ratio "$q" "$v")" "$(med_field 2 "${vs[@]}")" \
+		"$(med_field 2 "${qs[@]}")" "$vsize" "$qsize" \
 		"$(awk -v a="$vsize" -v b="$qsize" 'BEGIN {
 			printf "%+.1f%%", (a - b) * 100 / b }')"
+	runs+=("$(printf '%-22s vstor %s; qemu-img %s' "$name" \
+		"$(printf '%s\n' "${vs[@]}" | awk '{ print $1 }' | xargs)" \
+		"$(printf '%s\n' "${qs[@]}" | awk '{ print $1 }' | xargs)")")
 	rm -f "$dir/v.$ext" "$dir/q.$ext"
 }
+runs=()
 
 # skipped NAME FMT
 skipped() {
@@ -175,7 +216,8 @@ echo "convert: seconds for convert + fsync of the target, median of" \
 	"$BENCH_ROUNDS runs per tool (compressing) or $BENCH_FAST_ROUNDS" \
 	"(the others), alternating; ratio = qemu-img / vstor"
 echo
-row conversion "vstor s" "qemu s" ratio "vstor bytes" "qemu bytes" size
+row conversion "vstor s" "qemu s" ratio "v disk" "q disk" "vstor bytes" \
+	"qemu bytes" size
 
 # Inputs in other formats, made by qemu-img (outside the timing).
 "$QEMU_IMG" convert -f raw -O qcow2 "$src" "$dir/src.qcow2" ||
@@ -204,3 +246,7 @@ if has_driver vpc; then
 else
 	skipped "raw -> vhd (vpc)" vpc
 fi
+
+echo
+echo "each run (s):"
+printf '  %s\n' "${runs[@]}"
