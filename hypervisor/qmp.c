@@ -390,7 +390,8 @@ static int reply_error(struct dom_qmp *q, const char *cmd,
 	char *c = clean_text(json_object_get_string(cls));
 	char *d = clean_text(json_object_get_string(desc));
 	int r = vs_error_set(err, class_errno(json_object_get_string(cls)),
-			     "QMP %s: %s: %s", cmd, c ? c : "?", d ? d : "?");
+			     "QMP %s: %s: %s: %s", q->path, cmd, c ? c : "?",
+			     d ? d : "?");
 
 	free(c);
 	free(d);

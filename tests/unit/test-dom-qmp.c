@@ -518,12 +518,14 @@ static void test_error_desc_cleaned(void **state)
 	struct fake *f = fake_start(script_error_escapes);
 	struct vs_error *err = NULL;
 	struct dom_qmp *q = NULL;
+	char want[400];
 
 	assert_int_equal(dom_qmp_connect(f->sock, 10000, &q, &err), 0);
 	assert_int_equal(dom_qmp_exec(q, "device_del", NULL, NULL, 10000, &err),
 			 -ENODEV);
-	assert_string_equal(vs_error_msg(err),
-			    "QMP device_del: DeviceNotFound: no ?[2J device");
+	snprintf(want, sizeof(want),
+		 "QMP %s: device_del: DeviceNotFound: no ?[2J device", f->sock);
+	assert_string_equal(vs_error_msg(err), want);
 	vs_error_free(err);
 	dom_qmp_close(q);
 	fake_stop(f);
