@@ -373,6 +373,27 @@ int dom_record_remove(const char *name, struct vs_error **err)
 	return 0;
 }
 
+int dom_record_set_aside(const char *name, char **aside, struct vs_error **err)
+{
+	autofree char *path = NULL;
+	char *to = NULL;
+	int r = dom_name_check(name, err);
+
+	if (r < 0)
+		return r;
+	path = record_path(name);
+	if (!path || asprintf(&to, "%s.damaged", path) < 0)
+		return vs_error_set(err, ENOMEM, "out of memory");
+	if (rename(path, to) < 0) {
+		r = vs_error_set_errno(err, errno, "cannot rename '%s' to '%s'",
+				       path, to);
+		free(to);
+		return r;
+	}
+	*aside = to;
+	return 0;
+}
+
 /* Typed field readers for a record: each error names the file and the
  * field. */
 static int get_field(const char *file, struct json_object *o, const char *key,
@@ -563,12 +584,50 @@ static int record_from_json(const char *file, struct json_object *o,
 	return 0;
 }
 
+int dom_record_parse(const char *text, size_t len, const char *file,
+		     struct dom_record **out, struct vs_error **err)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	struct dom_record *rec;
+	int r;
+
+	/* The text ends at its first NUL, as a file read into a C string
+	 * does. */
+	len = strnlen(text, len);
+	if (len > RECORD_MAX_BYTES)
+		return vs_error_set(err, EFBIG, "%s: larger than %u bytes",
+				    file, RECORD_MAX_BYTES);
+	tok = json_tokener_new_ex(64);
+	if (!tok)
+		return vs_error_set(err, ENOMEM, "out of memory");
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_tokener_free(tok);
+		json_object_put(o);
+		return vs_error_set(err, EINVAL, "%s: not a JSON object", file);
+	}
+	json_tokener_free(tok);
+	rec = calloc(1, sizeof(*rec));
+	if (!rec) {
+		json_object_put(o);
+		return vs_error_set(err, ENOMEM, "out of memory");
+	}
+	r = record_from_json(file, o, rec, err);
+	json_object_put(o);
+	if (r < 0) {
+		dom_record_free(rec);
+		return r;
+	}
+	*out = rec;
+	return 0;
+}
+
 int dom_record_load(const char *name, struct dom_record **out,
 		    struct vs_error **err)
 {
 	autofree char *path = NULL, *text = NULL;
-	struct json_tokener *tok;
-	struct json_object *o;
 	struct dom_record *rec;
 	int r;
 
@@ -584,28 +643,12 @@ int dom_record_load(const char *name, struct dom_record **out,
 		return vs_error_set(err, ENOENT, "no domain '%s'", name);
 	if (r < 0)
 		return vs_error_set_errno(err, r, "cannot read '%s'", path);
-	tok = json_tokener_new_ex(64);
-	if (!tok)
-		return vs_error_set(err, ENOMEM, "out of memory");
-	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_tokener_free(tok);
-		json_object_put(o);
-		return vs_error_set(err, EINVAL, "%s: not a JSON object", path);
-	}
-	json_tokener_free(tok);
-	rec = calloc(1, sizeof(*rec));
-	if (!rec) {
-		json_object_put(o);
-		return vs_error_set(err, ENOMEM, "out of memory");
-	}
-	r = record_from_json(path, o, rec, err);
-	json_object_put(o);
-	if (r == 0 && strcmp(rec->name, name))
+	r = dom_record_parse(text, strlen(text), path, &rec, err);
+	if (r < 0)
+		return r;
+	if (strcmp(rec->name, name)) {
 		r = vs_error_set(err, EINVAL, "%s: holds domain '%s'", path,
 				 rec->name);
-	if (r < 0) {
 		dom_record_free(rec);
 		return r;
 	}
@@ -660,8 +703,10 @@ int dom_record_names(char ***names, struct vs_error **err)
 		name = strndup(de->d_name, len - 5);
 		if (!name || dom_record_load(name, &rec, &e) < 0) {
 			if (e)
-				vs_warn("skipping a damaged record: %s",
-					vs_error_msg(e));
+				vs_warn("skipping a damaged record: %s "
+					"('vstor destroy --force %s' sets it "
+					"aside)",
+					vs_error_msg(e), name ? name : "NAME");
 			vs_error_free(e);
 			free(name);
 			continue;

@@ -97,12 +97,26 @@ int dom_domid_alloc(unsigned *domid, struct vs_error **err);
 int dom_record_load(const char *name, struct dom_record **out,
 		    struct vs_error **err);
 
+/*
+ * Parse a record from text (len bytes; it ends early at a NUL), as
+ * dom_record_load does after reading the file, without comparing the
+ * record's name to anything: -EINVAL for a damaged record, naming
+ * `file`.  *out is freed by dom_record_free.
+ */
+int dom_record_parse(const char *text, size_t len, const char *file,
+		     struct dom_record **out, struct vs_error **err);
+
 /* Write the record atomically: a temp file, fsync, rename, fsync of the
  * folder.  A reader sees the old record or the new one, never a mix. */
 int dom_record_save(const struct dom_record *rec, struct vs_error **err);
 
 /* Remove NAME's record (a missing one is fine). */
 int dom_record_remove(const char *name, struct vs_error **err);
+
+/* Rename NAME's record to NAME.json.damaged (replacing an older one), its
+ * path in *aside: what it held stays for a look by hand, and no listing
+ * reads it again.  The caller holds the state lock. */
+int dom_record_set_aside(const char *name, char **aside, struct vs_error **err);
 
 /* The names of every record, sorted by domain ID (a damaged record is
  * skipped with a warning). *names is a NULL-terminated array freed by

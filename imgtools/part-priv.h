@@ -153,6 +153,13 @@ int img_part_state_load(const char *dir, const char *key,
 int img_part_state_remove(const char *dir, const char *key,
 			  struct vs_error **errp);
 
+/* The text of a state file (what save writes), malloc'd; NULL when out
+ * of memory.  Parse takes len bytes of text (ending early at a NUL) as
+ * load does the file's, `path` naming it in errors. */
+char *img_part_state_format(const struct img_part_state *s);
+int img_part_state_parse(const char *text, size_t len, const char *path,
+			 struct img_part_state **out, struct vs_error **errp);
+
 /* ---- a FUSE export through `vstor serve` (part-serve.c) ---- */
 
 /* Start `vstor serve --daemonize` showing `image` (of `format`) as the

@@ -147,16 +147,27 @@ static struct json_object *state_json(const struct img_part_state *s)
 	return o;
 }
 
+char *img_part_state_format(const struct img_part_state *s)
+{
+	struct json_object *o = state_json(s);
+	char *text = strdup(json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+
+	json_object_put(o);
+	return text;
+}
+
 int img_part_state_save(const char *dir, const char *key,
 			const struct img_part_state *s, struct vs_error **errp)
 {
 	char path[4200], tmp[4300];
-	struct json_object *o = state_json(s);
-	const char *text = json_object_to_json_string_ext(
-		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t len = strlen(text);
+	char *text = img_part_state_format(s);
+	size_t len;
 	int fd, ret = 0;
 
+	if (!text)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	len = strlen(text);
 	snprintf(path, sizeof(path), "%s/%s.json", dir, key);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -178,7 +189,7 @@ int img_part_state_save(const char *dir, const char *key,
 		unlink(tmp);
 	}
 out:
-	json_object_put(o);
+	free(text);
 	return ret;
 }
 
@@ -232,6 +243,15 @@ static uint64_t get_u64(struct reader *r, struct json_object *o, const char *k)
 	if (n < 0) {
 		r->ret = vs_error_set(r->errp, EINVAL,
 				      "%s: field '%s' is negative", r->path, k);
+		return 0;
+	}
+	/* json-c keeps a number above INT64_MAX unsigned, and the signed
+	 * read clamps it to INT64_MAX: refuse it rather than hand unmap an
+	 * offset or an inode the file does not hold. */
+	if (json_object_get_uint64(v) > INT64_MAX) {
+		r->ret = vs_error_set(r->errp, EINVAL,
+				      "%s: field '%s' is out of range", r->path,
+				      k);
 		return 0;
 	}
 	return (uint64_t)n;
@@ -317,7 +337,10 @@ static int parse_state(struct json_object *o, struct reader *r,
 
 		s->has_whole = true;
 		s->loop_created = c && json_object_get_boolean(c);
-		if (json_object_is_type(l, json_type_object))
+		/* Unmap detaches the device named here: a "loop" that is not
+		 * an object names none, and is an error, not an empty one. */
+		l = field(r, o, "loop", json_type_object);
+		if (l)
 			get_loop(r, l, &s->whole);
 	}
 	if (json_object_object_get_ex(o, "serve-pid", &l)) {
@@ -351,12 +374,41 @@ static int parse_state(struct json_object *o, struct reader *r,
 	return 0;
 }
 
+int img_part_state_parse(const char *text, size_t len, const char *path,
+			 struct img_part_state **out, struct vs_error **errp)
+{
+	struct reader r = {.path = path, .errp = errp};
+	struct json_tokener *tok;
+	struct json_object *o;
+	int ret;
+
+	/* The text ends at its first NUL, as the C string read from a file
+	 * does. */
+	len = strnlen(text, len);
+	if (len > STATE_MAX)
+		return vs_error_set(errp, EINVAL,
+				    "%s is not a vstor part state file", path);
+	tok = json_tokener_new();
+	if (!tok)
+		return vs_error_set(errp, ENOMEM, "out of memory");
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_tokener_free(tok);
+		json_object_put(o);
+		return vs_error_set(errp, EINVAL, "%s: not a JSON object",
+				    path);
+	}
+	json_tokener_free(tok);
+	ret = parse_state(o, &r, out);
+	json_object_put(o);
+	return ret;
+}
+
 int img_part_state_load(const char *dir, const char *key,
 			struct img_part_state **out, struct vs_error **errp)
 {
 	char path[4200];
-	struct reader r = {.path = path, .errp = errp};
-	struct json_object *o;
 	struct stat st;
 	char *text;
 	ssize_t got;
@@ -386,15 +438,8 @@ int img_part_state_load(const char *dir, const char *key,
 		return vs_error_set_errno(errp, got < 0 ? errno : EIO,
 					  "cannot read %s", path);
 	}
-	o = json_tokener_parse(text);
+	ret = img_part_state_parse(text, (size_t)got, path, out, errp);
 	free(text);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return vs_error_set(errp, EINVAL, "%s: not a JSON object",
-				    path);
-	}
-	ret = parse_state(o, &r, out);
-	json_object_put(o);
 	return ret;
 }
 

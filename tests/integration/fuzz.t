@@ -31,6 +31,10 @@ for bin in "${targets[@]}"; do
 	fuzz-backup-manifest) max_len=4096 runs=50000 ;;
 	# Control-socket sessions: each line parsed, each reply re-read.
 	fuzz-serve-control) max_len=4096 runs=20000 ;;
+	# State records (a domain's, a part map's): a few KiB of JSON, each
+	# accepted one written and read again (about 10 s each).
+	fuzz-dom-state) max_len=4096 runs=100000 ;;
+	fuzz-part-state) max_len=4096 runs=150000 ;;
 	*) max_len=512 runs=200000 ;;
 	esac
 	# A fixed seed keeps a failure reproducible; new inputs go to $T only.

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "common/error.h"
 #include "hypervisor/config.h"
@@ -264,6 +265,39 @@ static void test_damaged(void **state UNUSED)
 	}
 }
 
+/* dom_record_parse is dom_record_load without the file: the same record
+ * from text, ending at a NUL, errors naming the given file. */
+static void test_parse(void **state UNUSED)
+{
+	struct dom_record *rec = new_record("txt", 4), *back = NULL;
+	struct json_object *o = dom_record_to_json(rec);
+	const char *text = json_object_to_json_string(o);
+	size_t len = strlen(text);
+	struct vs_error *err = NULL;
+	char *buf = malloc(len + 8);
+
+	assert_non_null(buf);
+	/* Bytes after a NUL are not the record's. */
+	memcpy(buf, text, len);
+	memcpy(buf + len, "\0garbag", 8);
+	assert_int_equal(dom_record_parse(buf, len + 8, "t.json", &back, &err),
+			 0);
+	assert_string_equal(back->name, "txt");
+	assert_int_equal(back->domid, 4);
+	dom_record_free(back);
+	back = NULL;
+	/* Cut short, as a disk that lost a write leaves it. */
+	assert_int_equal(
+		dom_record_parse(buf, len / 2, "cut.json", &back, &err),
+		-EINVAL);
+	assert_null(back);
+	assert_non_null(strstr(vs_error_msg(err), "cut.json"));
+	vs_error_free(err);
+	free(buf);
+	json_object_put(o);
+	dom_record_free(rec);
+}
+
 static void test_run_path(void **state UNUSED)
 {
 	char rundir[200], *p = NULL;
@@ -373,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_domid),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_damaged),
+		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_run_path),
 		cmocka_unit_test(test_proc),
 		cmocka_unit_test(test_qemu_argv),
