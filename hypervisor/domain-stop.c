@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cleanup.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "domain-priv.h"
@@ -45,15 +46,53 @@ int dom_teardown(struct dom_record *rec, bool keep, enum dom_state keep_state,
 	return r;
 }
 
+/*
+ * Check the name, take the state lock (*lockfd, -1 when not taken) and
+ * load the record; -EBADMSG when it is there but does not read back.
+ */
+static int lock_and_load(const char *name, int *lockfd, struct dom_record **rec,
+			 struct vs_error **err)
+{
+	int r = dom_name_check(name, err);
+
+	*lockfd = -1;
+	if (r < 0)
+		return r;
+	*lockfd = dom_state_lock(err);
+	if (*lockfd < 0)
+		return *lockfd;
+	r = dom_record_load(name, rec, err);
+	/* With a good name, these are the record's own checks failing. */
+	return r == -EINVAL || r == -EFBIG ? -EBADMSG : r;
+}
+
+int dom_forget_damaged(const char *name, char **aside, struct vs_error **err)
+{
+	struct dom_record *rec = NULL;
+	struct vs_error *why = NULL;
+	int lockfd, r = lock_and_load(name, &lockfd, &rec, &why);
+
+	if (r == 0)
+		r = vs_error_set(err, EEXIST,
+				 "domain '%s': its record reads well: "
+				 "'vstor destroy %s' ends it",
+				 name, name);
+	else if (r == -EBADMSG)
+		r = dom_record_set_aside(name, aside, err);
+	else if (err && !*err)
+		*err = vs_steal(&why); /* nothing to set aside: it says why */
+	vs_error_free(why);
+	dom_record_free(rec);
+	if (lockfd >= 0)
+		dom_state_unlock(lockfd);
+	return r;
+}
+
 int dom_destroy(const char *name, struct vs_error **err)
 {
 	struct dom_record *rec = NULL;
-	int lockfd, r;
+	int lockfd, r = lock_and_load(name, &lockfd, &rec, err);
 
-	lockfd = dom_state_lock(err);
-	if (lockfd < 0)
-		return lockfd;
-	r = dom_record_load(name, &rec, err);
 	if (r == 0) {
 		/* Marked first: a monitor that wakes up now leaves it to us. */
 		rec->state = DOM_STATE_DYING;
@@ -62,7 +101,8 @@ int dom_destroy(const char *name, struct vs_error **err)
 			r = dom_teardown(rec, false, DOM_STATE_DYING, err);
 	}
 	dom_record_free(rec);
-	dom_state_unlock(lockfd);
+	if (lockfd >= 0)
+		dom_state_unlock(lockfd);
 	return r;
 }
 

@@ -48,8 +48,19 @@ int dom_refresh(const char *name, struct dom_record **out,
 		struct vs_error **err);
 
 /* Kill QEMU and the monitor, stop serve (SIGTERM: it flushes), remove
- * the sockets and the record. */
+ * the sockets and the record.  -EBADMSG when the record is there but
+ * does not read back (see dom_forget_damaged). */
 int dom_destroy(const char *name, struct vs_error **err);
+
+/*
+ * A record that cannot be read back (a hand edit, a disk that lost a
+ * write) names no processes that destroy could stop, and would keep its
+ * name taken for ever: it is set aside (dom_record_set_aside, path in
+ * *aside) so that the name is free again.  -EEXIST when the record
+ * reads well (its domain is destroyed the ordinary way), -ENOENT when
+ * there is none.
+ */
+int dom_forget_damaged(const char *name, char **aside, struct vs_error **err);
 
 /*
  * Press the guest's ACPI power button.  With wait, wait up to timeout_ms

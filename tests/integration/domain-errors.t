@@ -27,7 +27,7 @@ dom_requires
 
 CASES=15
 VERBS="destroy shutdown reboot pause unpause block-list"
-plan $((4 + CASES * 4 + 4 + $(wc -w <<<"$VERBS") * 2 + 2))
+plan $((4 + CASES * 4 + 4 + $(wc -w <<<"$VERBS") * 2 + 2 + 12))
 
 S=$VSTOR_STATE_DIR
 printf '#!/bin/sh\nwhile :; do sleep 1; done\n' >"$T/guest.sh"
@@ -127,3 +127,23 @@ done
 run_ok "destroy d1" "$VSTOR" destroy d1
 is "$(dom_leftovers | wc -l)/$(find "$S/domains" "$S/run" -mindepth 1 | wc -l)" "0/0" \
 	"nothing left at all"
+
+# A record that does not read back (here cut short, as by a disk that
+# lost a write) names no processes to stop: list skips it and says how
+# to get rid of it, destroy refuses it, destroy --force sets it aside
+# (kept as .damaged) and frees the name.
+printf '{"name": "d9", "domid": 9, "sta' >"$S/domains/d9.json"
+run_ok "list with a damaged record" "$VSTOR" list
+like "$err" "skipping a damaged record: $S/domains/d9.json: .*destroy --force d9" \
+	"list names the damaged record and the way out"
+run_fails "destroy refuses a damaged record" "$VSTOR" destroy d9
+like "$err" "$S/domains/d9.json: .*destroy --force d9" "destroy names it and says --force"
+is "$(ls -A "$S/domains" | tr '\n' ' ')" "d9.json " "the record is still there"
+run_ok "destroy --force sets it aside" "$VSTOR" destroy --force d9
+like "$err" "set aside as $S/domains/d9.json.damaged; no process was stopped" \
+	"destroy --force says where it went and what it did not do"
+is "$(ls -A "$S/domains" | tr '\n' ' ')" "d9.json.damaged " "kept as d9.json.damaged, d9.json gone"
+run_ok "list after" "$VSTOR" list
+is "$err" "" "list no longer warns"
+run_fails "destroy --force of no domain fails" "$VSTOR" destroy --force d9
+like "$err" "no domain 'd9'" "and says so"
