@@ -25,6 +25,10 @@
 #     system would make them).
 #   - The file system is synced before each run, so that no run starts
 #     behind the writeback of the one before.
+#   - Each run starts with no earlier target left, and after the memory
+#     they held has been handed back to the host where the kernel does
+#     that (settle, below): the state a convert started by hand meets,
+#     the same for both tools, whoever ran before.
 #
 # Environment:
 #   VSTOR          the vstor binary (default: build/vstor of this tree)
@@ -123,16 +127,47 @@ busy_ms() {
 	awk '{ print $10 }' "$disk_stat"
 }
 
+# settle: wait until the memory that earlier runs freed is handed back
+# to the host, where the kernel does that (free page reporting, in a VM
+# whose host takes free memory back).  Without it each run met the
+# memory its predecessor had just freed, still backed by the host, or
+# not, by chance: a tool that ran after itself reused its own previous
+# target's pages, one that ran after the other did not, and a page
+# taken from reported memory costs a fault in the host.  Now every run
+# of either tool starts in the state a convert started by hand meets:
+# memory not in use has gone back.  Where the kernel counts what it
+# reported, until the count stands still for a second (at most 20 s);
+# elsewhere the kernel's reporting delay (2 s) and a margin.
+reported=/sys/module/page_reporting/parameters/reported_kib
+settle() {
+	local before now i
+	if [ -r "$reported" ]; then
+		before=$(cat "$reported")
+		for ((i = 0; i < 40; i++)); do
+			sleep 0.5
+			now=$(cat "$reported")
+			if [ "$now" = "$before" ] && ((i >= 2)); then
+				return 0
+			fi
+			before=$now
+		done
+	elif [ -d /sys/module/page_reporting ]; then
+		sleep 3
+	fi
+}
+
 # time_one TOOL SRC TARGET ARGS...: seconds for one conversion plus the
-# fsync that makes its target durable, and the seconds the disk was busy
-# meanwhile ("-" when unknown).
+# fsync that makes its target durable, the seconds the disk was busy
+# meanwhile ("-" when unknown), and the target's size.  Each run starts
+# with no earlier target left and the memory settled.
 time_one() {
 	local tool=$1 in=$2 out=$3 t0 t1 b0=0 b1=0
 	shift 3
 
-	rm -f "$out"
+	rm -f "$dir"/[vq].*
 	cat "$in" >/dev/null
 	sync -f "$dir"
+	settle
 	[ -z "$disk_stat" ] || b0=$(busy_ms)
 	t0=$(now)
 	if [ "$tool" = qemu ]; then
@@ -146,7 +181,8 @@ time_one() {
 	t1=$(now)
 	[ -z "$disk_stat" ] || b1=$(busy_ms)
 	awk -v a="$t0" -v b="$t1" -v d="$((b1 - b0))" -v k="$disk_stat" \
-		'BEGIN { printf "%.3f %s", b - a, k == "" ? "-" : d / 1000 }'
+		-v s="$(stat -c %s "$out")" \
+		'BEGIN { printf "%.3f %s %s", b - a, k == "" ? "-" : d / 1000, s }'
 }
 
 row() {
@@ -189,8 +225,8 @@ measure() {
 	line=$((line + 1))
 	v=$(med_field 1 "${vs[@]}")
 	q=$(med_field 1 "${qs[@]}")
-	vsize=$(stat -c %s "$dir/v.$ext")
-	qsize=$(stat -c %s "$dir/q.$ext")
+	vsize=$(awk 'END { print $3 }' <<<"$(printf '%s\n' "${vs[@]}")")
+	qsize=$(awk 'END { print $3 }' <<<"$(printf '%s\n' "${qs[@]}")")
 	row "$name" "$v" "$q" "$(ratio "$q" "$v")" "$(med_field 2 "${vs[@]}")" \
 		"$(med_field 2 "${qs[@]}")" "$vsize" "$qsize" \
 		"$(awk -v a="$vsize" -v b="$qsize" 'BEGIN {
@@ -198,7 +234,7 @@ measure() {
 	runs+=("$(printf '%-22s vstor %s; qemu-img %s' "$name" \
 		"$(printf '%s\n' "${vs[@]}" | awk '{ print $1 }' | xargs)" \
 		"$(printf '%s\n' "${qs[@]}" | awk '{ print $1 }' | xargs)")")
-	rm -f "$dir/v.$ext" "$dir/q.$ext"
+	rm -f "$dir"/[vq].*
 }
 runs=()
 
