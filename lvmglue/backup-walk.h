@@ -8,7 +8,11 @@
  * the worker, then the caller's `work` callback runs on the chunk, in
  * parallel with other chunks (compression goes there), and its `store`
  * callback runs on the chunks one at a time in disk order (writes go
- * there, so that an image is laid out front to back).
+ * there, so that an image is laid out front to back), outside the
+ * walk's lock, so that the other workers keep reading meanwhile.  A
+ * sparse walk (a `want` map) of a source in the page cache hints the
+ * wanted clusters ahead of the workers to the kernel (a window of
+ * LVM_WALK_RA_CLUSTERS), which then reads many at once.
  *
  * img convert's pipeline is not used because a backup needs every byte's
  * hash and a per-cluster decision against the previous backup's hashes
@@ -29,6 +33,11 @@
 
 #define LVM_WALK_CHUNK	     16u /* clusters per chunk: 1 MiB of 64 KiB ones */
 #define LVM_WALK_MAX_THREADS 16u
+/* Wanted clusters of a sparse walk hinted to the kernel ahead of the
+ * workers (backup-walk.c: ra_plan): 32 MiB of 64 KiB ones. */
+#define LVM_WALK_RA_CLUSTERS 512u
+/* ...and at most this many more per chunk handed out. */
+#define LVM_WALK_RA_BATCH 32u
 
 /* What a backup does with one cluster (set by its work callback). */
 enum lvm_walk_act {

@@ -381,8 +381,11 @@ static int open_dest(struct bk *b, struct vs_error **errp)
 	ret = vbd_create(b->part, "qcow2", b->lv.size, opts, errp);
 	if (ret < 0)
 		return ret;
-	return vbd_open_file(b->part, "qcow2", VBD_O_COMPRESS | VBD_O_UNSAFE,
-			     &b->dst, errp);
+	/* Not VBD_O_COMPRESS: the workers compress (bk_work), and a
+	 * cluster that did not shrink there must not be compressed again
+	 * under the image's lock when bk_store writes it plainly (random
+	 * data, most of a small incremental, paid that twice). */
+	return vbd_open_file(b->part, "qcow2", VBD_O_UNSAFE, &b->dst, errp);
 }
 
 static int copy(struct bk *b, struct vs_error **errp)
